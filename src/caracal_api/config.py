@@ -122,7 +122,9 @@ class _Reader:
             try:
                 text = Path(path).read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
-                raise ConfigError(file_name, f"cannot read {path!r}: {exc.__class__.__name__}") from None
+                raise ConfigError(
+                    file_name, f"cannot read {path!r}: {exc.__class__.__name__}"
+                ) from None
             if text.endswith("\r\n"):
                 text = text[:-2]
             elif text.endswith("\n"):
@@ -212,7 +214,9 @@ def _log_level(reader: _Reader) -> str:
     if value == "warn":
         value = "warning"
     if value not in LOG_LEVELS:
-        raise ConfigError("LOG_LEVEL", "must be one of debug, info, warning (warn), error, critical")
+        raise ConfigError(
+            "LOG_LEVEL", "must be one of debug, info, warning (warn), error, critical"
+        )
     return value
 
 
@@ -245,7 +249,8 @@ def _admin_token(reader: _Reader, production: bool) -> str | None:
         return None
     if not 1 <= len(value) <= 4096 or re.search(r"[\s\x00-\x1f\x7f]", value):
         raise ConfigError(
-            "CARACAL_ADMIN_TOKEN", "must be 1..4096 characters without whitespace or control characters"
+            "CARACAL_ADMIN_TOKEN",
+            "must be 1..4096 characters without whitespace or control characters",
         )
     if production and len(value) < 32:
         raise ConfigError("CARACAL_ADMIN_TOKEN", "must be at least 32 characters in production")
@@ -328,17 +333,31 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 # What each command needs in production mode (CONTRACT §4: "each command checks those it uses").
 PRODUCTION_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "serve": (
-        "DATABASE_URL", "REDIS_URL", "SECRET_STORE_KEK", "STREAMS_HMAC_KEY",
-        "AUDIT_HMAC_KEY", "CARACAL_ADMIN_TOKEN",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "SECRET_STORE_KEK",
+        "STREAMS_HMAC_KEY",
+        "AUDIT_HMAC_KEY",
+        "CARACAL_ADMIN_TOKEN",
     ),
     "serve-no-workers": (
-        "DATABASE_URL", "REDIS_URL", "SECRET_STORE_KEK", "AUDIT_HMAC_KEY", "CARACAL_ADMIN_TOKEN",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "SECRET_STORE_KEK",
+        "AUDIT_HMAC_KEY",
+        "CARACAL_ADMIN_TOKEN",
     ),
     "dispatcher": ("DATABASE_URL", "REDIS_URL", "STREAMS_HMAC_KEY"),
     "audit-ingest": ("DATABASE_URL", "REDIS_URL", "AUDIT_HMAC_KEY"),
     "migrate": ("DATABASE_URL",),
     "token": ("DATABASE_URL",),
-    "check": ("DATABASE_URL", "REDIS_URL", "SECRET_STORE_KEK", "STREAMS_HMAC_KEY", "AUDIT_HMAC_KEY"),
+    "check": (
+        "DATABASE_URL",
+        "REDIS_URL",
+        "SECRET_STORE_KEK",
+        "STREAMS_HMAC_KEY",
+        "AUDIT_HMAC_KEY",
+    ),
     "audit": ("DATABASE_URL", "AUDIT_HMAC_KEY"),
     "outbox": ("DATABASE_URL",),
     "secrets": ("DATABASE_URL", "SECRET_STORE_KEK"),

@@ -216,7 +216,7 @@ class ValidationFailed(BadRequest):
         self._code = code
 
     @property  # type: ignore[override]
-    def code(self) -> str:  # noqa: D401 - the route's own body code
+    def code(self) -> str:
         return self._code
 
 

@@ -1,0 +1,3 @@
+from caracal_api.cli import main
+
+raise SystemExit(main())

@@ -65,9 +65,7 @@ class AuthorityRecord(Base):
             text("created_at DESC"),
             text("id DESC"),
         ),
-        Index(
-            "authority_records_zone_id_subject_id_status_idx", "zone_id", "subject_id", "status"
-        ),
+        Index("authority_records_zone_id_subject_id_status_idx", "zone_id", "subject_id", "status"),
         Index("authority_records_zone_subject_idx", "zone_id", "subject_id"),
     )
 

@@ -62,13 +62,9 @@ class PolicyVersion(Base):
     __tablename__ = "policy_versions"
     __table_args__ = (
         PrimaryKeyConstraint("id", name="policy_versions_pkey"),
-        ForeignKeyConstraint(
-            ["policy_id"], ["policies.id"], name="policy_versions_policy_id_fkey"
-        ),
+        ForeignKeyConstraint(["policy_id"], ["policies.id"], name="policy_versions_policy_id_fkey"),
         UniqueConstraint("policy_id", "version", name="policy_versions_policy_id_version_key"),
-        Index(
-            "policy_versions_policy_id_created_at_idx", "policy_id", text("created_at DESC")
-        ),
+        Index("policy_versions_policy_id_created_at_idx", "policy_id", text("created_at DESC")),
     )
 
     id: Mapped[str]

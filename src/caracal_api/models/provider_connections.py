@@ -37,12 +37,8 @@ class ProviderConnection(Base):
             unique=True,
             postgresql_where=text("status = 'active'"),
         ),
-        Index(
-            "provider_connections_zone_provider_status_idx", "zone_id", "provider_id", "status"
-        ),
-        Index(
-            "provider_connections_zone_subject_status_idx", "zone_id", "subject_id", "status"
-        ),
+        Index("provider_connections_zone_provider_status_idx", "zone_id", "provider_id", "status"),
+        Index("provider_connections_zone_subject_status_idx", "zone_id", "subject_id", "status"),
     )
 
     id: Mapped[str]

@@ -97,9 +97,7 @@ class StepUpChallenge(Base):
     zone_id: Mapped[str]
     session_id: Mapped[str | None]
     challenge_type: Mapped[str]
-    metadata_json: Mapped[dict[str, Any]] = mapped_column(
-        JSONB, server_default=EMPTY_JSONB_OBJECT
-    )
+    metadata_json: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=EMPTY_JSONB_OBJECT)
     created_at: Mapped[datetime] = mapped_column(server_default=NOW)
     expires_at: Mapped[datetime]
     satisfied_at: Mapped[datetime | None]

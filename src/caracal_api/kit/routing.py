@@ -8,6 +8,7 @@ chosen route its request directly, so the order of registration does not matter.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,8 @@ class CaracalRouter(APIRouter):
         extra["x-caracal-auth"] = auth
 
         def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+            if len(inspect.signature(fn).parameters) != 1:
+                raise TypeError(f"{fn.__name__}: endpoints take exactly one `call: Call` argument")
             self.add_api_route(path, fn, methods=[method], openapi_extra=extra, **kwargs)
             route = self.routes[-1]
             route.caracal_auth = auth  # type: ignore[attr-defined]

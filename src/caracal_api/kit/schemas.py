@@ -41,7 +41,7 @@ def _strip(value: Any) -> Any:
 Trim = BeforeValidator(_strip)
 
 
-def Length(lo: int, hi: int) -> AfterValidator:  # noqa: N802 - reads as a type annotation
+def Length(lo: int, hi: int) -> AfterValidator:
     def check(value: str) -> str:
         if not lo <= len(value) <= hi:
             raise ValueError(f"must be {lo}..{hi} characters")

@@ -10,11 +10,17 @@ from fastapi import FastAPI
 
 from caracal_api import lifecycle
 from caracal_api.admin_tokens.endpoints import router as admin_tokens_router
+from caracal_api.applications.endpoints import router as applications_router
+from caracal_api.applications.sweep import DcrSweepHook
 from caracal_api.audit.endpoints import router as audit_router
+from caracal_api.grants.endpoints import router as grants_router
 from caracal_api.kit.pipeline import Pipeline
 from caracal_api.kit.routing import CaracalRouter
 from caracal_api.openapi import build_openapi
 from caracal_api.ops.endpoints import router as ops_router
+from caracal_api.provider_connections.endpoints import router as provider_connections_router
+from caracal_api.providers.endpoints import router as providers_router
+from caracal_api.resources.endpoints import router as resources_router
 from caracal_api.runtime import Runtime
 from caracal_api.zones.endpoints import router as zones_router
 
@@ -23,12 +29,27 @@ VERSION = "0.1.0"
 
 def routers() -> list[CaracalRouter]:
     """Every router of the service; a domain package adds its own here."""
-    return [ops_router, zones_router, admin_tokens_router, audit_router]
+    return [
+        ops_router,
+        zones_router,
+        admin_tokens_router,
+        audit_router,
+        applications_router,
+        providers_router,
+        resources_router,
+        grants_router,
+        provider_connections_router,
+    ]
 
 
 def hooks() -> list[lifecycle.Hook]:
     """Background work of a process, started in order and stopped in reverse."""
-    return [lifecycle.ChainSweep(), lifecycle.DispatcherHook(), lifecycle.AuditIngestHook()]
+    return [
+        lifecycle.ChainSweep(),
+        lifecycle.DispatcherHook(),
+        lifecycle.AuditIngestHook(),
+        DcrSweepHook(),
+    ]
 
 
 def create_app(runtime: Runtime, *, extra_hooks: list[lifecycle.Hook] | None = None) -> Pipeline:

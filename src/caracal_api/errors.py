@@ -213,11 +213,7 @@ class ValidationFailed(BadRequest):
         description: str | None = None,
     ) -> None:
         super().__init__(description or _describe(issues), details={"issues": issues})
-        self._code = code
-
-    @property  # type: ignore[override]
-    def code(self) -> str:
-        return self._code
+        self.code = code  # type: ignore[misc]
 
 
 def _describe(issues: list[dict[str, Any]]) -> str:

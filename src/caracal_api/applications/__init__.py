@@ -1,0 +1,1 @@
+"""Applications: managed clients, DCR registrations, secret rotation and reveal."""

@@ -1,0 +1,1 @@
+"""Delegated grants: which subject may use which resource scopes through which application."""

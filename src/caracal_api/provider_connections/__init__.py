@@ -1,0 +1,1 @@
+"""Provider connections: upstream OAuth token sets per (zone, subject, provider)."""

@@ -1,0 +1,1 @@
+"""Providers: upstream credential configuration, connectivity checks and OIDC discovery."""

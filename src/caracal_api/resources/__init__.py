@@ -1,0 +1,1 @@
+"""Resources: upstream APIs agents reach through the gateway."""

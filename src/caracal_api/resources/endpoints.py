@@ -1,0 +1,73 @@
+"""Resource routes R1–R5 (objects.md §4)."""
+
+from __future__ import annotations
+
+from fastapi import Depends
+from starlette.responses import Response
+
+from caracal_api.kit.call import Call, get_call
+from caracal_api.kit.pagination import page, page_params
+from caracal_api.kit.patch import changes_of
+from caracal_api.kit.routing import CaracalRouter
+from caracal_api.resources import service
+from caracal_api.resources.schemas import Resource, ResourceCreate, ResourceList, ResourceUpdate
+from caracal_api.resources.service import INVALID_RESOURCE
+from caracal_api.zones.service import require_zone
+
+router = CaracalRouter(tags=["resources"])
+
+BASE = "/v1/zones/{zoneId}/resources"
+
+
+@router.get(BASE, auth="R", response_model=ResourceList)
+async def list_resources(call: Call = Depends(get_call)) -> Response:
+    """List the zone's active (default) or archived resources."""
+    status = call.query.enum("status", ("active", "archived"), "active")
+    params = page_params(call.query)
+    async with call.read() as session:
+        rows = await service.list_resources(
+            session, call.actor, call.path["zoneId"], status == "archived", params.limit,
+            params.cursor,
+        )  # fmt: skip
+    return call.respond(page([service.resource_out(r) for r in rows], rows, params.limit))
+
+
+@router.get(BASE + "/{id}", auth="R", response_model=Resource)
+async def get_resource(call: Call = Depends(get_call)) -> Response:
+    """Read a live resource."""
+    async with call.read() as session:
+        row = await service.require_resource(
+            session, call.actor, call.path["zoneId"], call.path["id"]
+        )
+    return call.respond(service.resource_out(row))
+
+
+@router.post(BASE, auth="W", status_code=201, body=ResourceCreate, response_model=Resource)
+async def create_resource(call: Call = Depends(get_call)) -> Response:
+    """Create a resource (identifier generated from the name unless given)."""
+    zone_id = call.path["zoneId"]
+    async with call.read() as session:
+        await require_zone(session, zone_id)
+    payload = call.body(ResourceCreate, code=INVALID_RESOURCE)
+    service.check_create_body(payload)
+    quota = call.runtime.settings.api_max_resources_per_zone
+    row = await call.run(service.create_resource, zone_id, payload, quota, status_code=201)
+    return call.respond(row, 201)
+
+
+@router.patch(BASE + "/{id}", auth="W", body=ResourceUpdate, response_model=Resource)
+async def update_resource(call: Call = Depends(get_call)) -> Response:
+    """Change a resource; `upstream_url` and `credential_provider_id` accept null."""
+    payload = call.body(ResourceUpdate, code=INVALID_RESOURCE)
+    fields = changes_of(payload)
+    if "operations" in fields and fields["operations"] is not None:
+        fields["operations"] = [op.model_dump() for op in payload.operations or []]
+    row = await call.run(service.update_resource, call.path["zoneId"], call.path["id"], fields)
+    return call.respond(row)
+
+
+@router.delete(BASE + "/{id}", auth="W", status_code=204)
+async def delete_resource(call: Call = Depends(get_call)) -> Response:
+    """Archive a resource (grants stay as they are); the identifier becomes reusable."""
+    await call.run(service.delete_resource, call.path["zoneId"], call.path["id"], status_code=204)
+    return call.respond(None, 204)

@@ -1,0 +1,222 @@
+"""Resource business rules (objects.md §4)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caracal_api.auth.actor import Actor
+from caracal_api.errors import ReservedNamespace, ValidationFailed, issue
+from caracal_api.kit.call import via_operator
+from caracal_api.kit.ids import uuid7
+from caracal_api.kit.pagination import Cursor
+from caracal_api.kit.timefmt import format_ts, format_ts_or_none
+from caracal_api.kit.uow import WriteContext
+from caracal_api.providers import repository as provider_repo
+from caracal_api.providers.errors import ProviderNotFound
+from caracal_api.resources import identifiers as ids
+from caracal_api.resources import repository as repo
+from caracal_api.resources.errors import (
+    CredentialProviderRequired,
+    InvalidResourceIdentifier,
+    ProtectedResource,
+    ResourceIdentifierConflict,
+    ResourceNotFound,
+    ResourceQuotaExceeded,
+    UpstreamUrlRequired,
+)
+from caracal_api.resources.schemas import ResourceCreate
+
+INVALID_RESOURCE = "invalid_resource"
+IDENTIFIER_ATTEMPTS = 3
+
+
+def resource_out(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "zone_id": row.zone_id,
+        "name": row.name,
+        "identifier": row.identifier,
+        "upstream_url": row.upstream_url,
+        "scopes": list(row.scopes or []),
+        "credential_provider_id": row.credential_provider_id,
+        "operations": [dict(op) for op in row.operations or []],
+        "operation_enforcement": row.operation_enforcement,
+        "created_by": row.created_by,
+        "created_via_operator": row.created_via_operator,
+        "updated_by": row.updated_by,
+        "updated_via_operator": row.updated_via_operator,
+        "created_at": format_ts(row.created_at),
+        "updated_at": format_ts(row.updated_at),
+        "archived_at": format_ts_or_none(row.archived_at),
+    }
+
+
+def check_create_body(payload: ResourceCreate) -> None:
+    if payload.name is None and payload.identifier is None:
+        raise ValidationFailed(
+            INVALID_RESOURCE, [issue(["name"], "name or identifier is required")]
+        )
+
+
+def _check_identifier(actor: Actor, identifier: str) -> None:
+    """§4.2 validity, reserved prefix, control identifier (steps 3–4 of R3)."""
+    if not ids.is_valid_identifier(identifier):
+        raise InvalidResourceIdentifier()
+    if ids.is_reserved(identifier) and not actor.is_bootstrap:
+        raise ReservedNamespace()
+    if ids.is_control(identifier) and not actor.is_global:
+        raise ProtectedResource()
+
+
+async def _require_provider(session: AsyncSession, zone_id: str, provider_id: str) -> None:
+    if not await repo.provider_is_live(session, zone_id, provider_id):
+        raise ProviderNotFound()
+
+
+def _routing(provider_id: str | None, upstream_url: str | None) -> None:
+    if provider_id is None:
+        raise CredentialProviderRequired()
+    if upstream_url is None:
+        raise UpstreamUrlRequired()
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+
+async def list_resources(
+    session: AsyncSession,
+    actor: Actor,
+    zone_id: str,
+    archived: bool,
+    limit: int,
+    cursor: Cursor | None,
+) -> Sequence[Row[Any]]:
+    return await repo.list_resources(session, zone_id, archived, actor.is_global, limit, cursor)
+
+
+async def require_resource(
+    session: AsyncSession, actor: Actor, zone_id: str, resource_id: str
+) -> Row[Any]:
+    row = await repo.get_live(session, zone_id, resource_id)
+    if row is None or (ids.is_control(row.identifier) and not actor.is_global):
+        raise ResourceNotFound()
+    return row
+
+
+# --- writes --------------------------------------------------------------------------------
+
+
+async def create_resource(
+    session: AsyncSession,
+    ctx: WriteContext,
+    zone_id: str,
+    payload: ResourceCreate,
+    max_per_zone: int,
+) -> dict[str, Any]:
+    explicit = payload.identifier
+    base = explicit if explicit is not None else ids.generated_base(str(payload.name))
+    _check_identifier(ctx.actor, base)
+    control = ids.is_control(base)
+    provider_id = payload.credential_provider_id
+    if provider_id is None and control:
+        provider_id = await provider_repo.ensure_none_provider(session, zone_id)
+    if provider_id is not None:
+        await _require_provider(session, zone_id, provider_id)
+    if not control:
+        _routing(provider_id, payload.upstream_url)
+    operations = ids.normalise_operations(
+        [op.model_dump() for op in payload.operations], payload.scopes
+    )
+    if max_per_zone and await repo.count_live(session, zone_id) >= max_per_zone:
+        raise ResourceQuotaExceeded()
+    values: dict[str, Any] = {
+        "id": uuid7(),
+        "zone_id": zone_id,
+        "upstream_url": payload.upstream_url,
+        "scopes": list(payload.scopes),
+        "credential_provider_id": provider_id,
+        "operations": operations,
+        "operation_enforcement": payload.operation_enforcement,
+        "created_by": ctx.actor_label,
+        "via": await via_operator(session, ctx, zone_id),
+    }
+    if explicit is not None:
+        row = await repo.insert(
+            session, {**values, "identifier": explicit, "name": payload.name or explicit}
+        )
+        return resource_out(row)
+    attempt = 1
+    while True:
+        await repo.lock_identifier_base(session, zone_id, base)
+        taken = await repo.taken_identifiers(session, zone_id, base)
+        identifier = next(c for c in ids.candidates(base) if c not in taken)
+        try:
+            row = await repo.insert(
+                session, {**values, "identifier": identifier, "name": payload.name or identifier}
+            )
+            return resource_out(row)
+        except ResourceIdentifierConflict:
+            if attempt >= IDENTIFIER_ATTEMPTS:
+                raise
+            attempt += 1
+
+
+async def check_patch_provider(session: AsyncSession, zone_id: str, fields: dict[str, Any]) -> None:
+    """R4 step 3 (before the row lock)."""
+    provider_id = fields.get("credential_provider_id")
+    if provider_id is not None:
+        await _require_provider(session, zone_id, provider_id)
+
+
+async def update_resource(
+    session: AsyncSession,
+    ctx: WriteContext,
+    zone_id: str,
+    resource_id: str,
+    fields: dict[str, Any],
+) -> dict[str, Any]:
+    await check_patch_provider(session, zone_id, fields)
+    current = await repo.get_live(session, zone_id, resource_id, lock=True)
+    if current is None or (ids.is_control(current.identifier) and not ctx.actor.is_global):
+        if current is not None:
+            raise ProtectedResource()
+        raise ResourceNotFound()
+    identifier = fields.get("identifier", current.identifier)
+    _check_identifier(ctx.actor, identifier)
+    control = ids.is_control(identifier)
+    upstream = fields.get("upstream_url", current.upstream_url)
+    provider_id = fields.get("credential_provider_id", current.credential_provider_id)
+    changes = dict(fields)
+    if control and provider_id is None:
+        provider_id = await provider_repo.ensure_none_provider(session, zone_id)
+        changes["credential_provider_id"] = provider_id
+    if not control:
+        _routing(provider_id, upstream)
+    scopes = fields.get("scopes", current.scopes)
+    operations = fields.get("operations")
+    if operations is None:
+        operations = [dict(op) for op in current.operations or []]
+    normalised = ids.normalise_operations(operations, scopes)
+    if "operations" in fields:
+        changes["operations"] = normalised
+    via = await via_operator(session, ctx, zone_id)
+    row = await repo.update(session, zone_id, resource_id, changes, ctx.actor_label, via)
+    if row is None:
+        raise ResourceNotFound()
+    return resource_out(row)
+
+
+async def delete_resource(
+    session: AsyncSession, ctx: WriteContext, zone_id: str, resource_id: str
+) -> None:
+    current = await repo.get_live(session, zone_id, resource_id, lock=True)
+    if current is None:
+        raise ResourceNotFound()
+    if ids.is_control(current.identifier):
+        raise ProtectedResource("The control resource cannot be deleted.")
+    via = await via_operator(session, ctx, zone_id)
+    await repo.archive(session, zone_id, resource_id, ctx.actor_label, via)

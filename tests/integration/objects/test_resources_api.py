@@ -1,0 +1,286 @@
+"""Resources R1–R5 through the HTTP API (objects.md §7, items 39–47)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api, AppFactory, assert_envelope
+from tests.integration.objects.conftest import sql
+
+ROW_KEYS = [
+    "id", "zone_id", "name", "identifier", "upstream_url", "scopes", "credential_provider_id",
+    "operations", "operation_enforcement", "created_by", "created_via_operator", "updated_by",
+    "updated_via_operator", "created_at", "updated_at", "archived_at",
+]  # fmt: skip
+
+
+def base(zone: dict[str, Any]) -> str:
+    return f"/v1/zones/{zone['id']}/resources"
+
+
+async def provider(api: Api, zone: dict[str, Any], name: str = "none") -> str:
+    response = await api.post(
+        f"/v1/zones/{zone['id']}/providers", json={"name": name, "kind": "none"}
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def setup(api: Api) -> tuple[dict[str, Any], str]:
+    zone = await api.zone()
+    return zone, await provider(api, zone)
+
+
+def body(provider_id: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "Inventory",
+        "scopes": ["inventory:read", "inventory:write"],
+        "credential_provider_id": provider_id,
+        "upstream_url": "https://Inventory.Example.test/v1/",
+        **extra,
+    }
+
+
+async def create(api: Api, zone: dict[str, Any], payload: dict[str, Any], **kw: Any) -> Any:
+    response = await api.post(base(zone), json=payload, **kw)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def test_create_returns_every_field(api: Api) -> None:
+    zone, pid = await setup(api)
+    resource = await create(api, zone, body(pid))
+    assert list(resource) == ROW_KEYS
+    assert resource["identifier"] == "resource://inventory"
+    assert resource["upstream_url"] == "https://Inventory.Example.test/v1/"
+    assert resource["operations"] == []
+    assert resource["operation_enforcement"] == "enforced"
+    assert resource["credential_provider_id"] == pid
+    got = (await api.get(f"{base(zone)}/{resource['id']}")).json()
+    assert got == resource
+
+
+async def test_identifiers(api: Api) -> None:
+    zone, pid = await setup(api)
+    first = await create(api, zone, body(pid))
+    second = await create(api, zone, body(pid))
+    assert first["identifier"] == "resource://inventory"
+    assert second["identifier"] == "resource://inventory-2"
+    explicit = await create(api, zone, body(pid, identifier="https://api.example.test/v2"))
+    assert explicit["identifier"] == "https://api.example.test/v2"
+    dup = await api.post(base(zone), json=body(pid, identifier="https://api.example.test/v2"))
+    assert_envelope(dup, 409, "resource_identifier_conflict")
+    other, opid = await setup(api)
+    await create(api, other, body(opid, identifier="https://api.example.test/v2"))
+    patch = await api.patch(
+        f"{base(zone)}/{first['id']}", json={"identifier": "https://api.example.test/v2"}
+    )
+    assert_envelope(patch, 409, "resource_identifier_conflict")
+    # archived identifiers are still probed by generation (never reused by a generated one)
+    assert (await api.delete(f"{base(zone)}/{first['id']}")).status_code == 204
+    third = await create(api, zone, body(pid))
+    assert third["identifier"] == "resource://inventory-3"
+    named = await create(api, zone, body(pid, name="resource://Keep/This"))
+    assert named["identifier"] == "resource://Keep/This"
+
+
+async def test_operations_normalised(api: Api) -> None:
+    zone, pid = await setup(api)
+    ops = [{"method": " get ", "path": " /items ", "scope": "inventory:read"}]
+    resource = await create(
+        api, zone, body(pid, operations=ops, operation_enforcement="transport_uniform")
+    )
+    assert resource["operations"] == [
+        {"method": "GET", "path": "/items", "scope": "inventory:read"}
+    ]
+    assert resource["operation_enforcement"] == "transport_uniform"
+
+
+@pytest.mark.parametrize(
+    ("extra", "code"),
+    [
+        ({"scopes": []}, "invalid_resource"),
+        ({"scopes": None}, "invalid_resource"),
+        ({"scopes": "read"}, "invalid_resource"),
+        ({"scopes": [f"s{i}" for i in range(65)]}, "invalid_resource"),
+        ({"scopes": ["x" * 201]}, "invalid_resource"),
+        ({"name": "x" * 201}, "invalid_resource"),
+        ({"identifier": "r:" + "x" * 518}, "invalid_resource"),
+        ({"upstream_url": "ftp://files.example"}, "invalid_resource"),
+        ({"upstream_url": "garbage"}, "invalid_resource"),
+        ({"operation_enforcement": "loose"}, "invalid_resource"),
+        ({"operations": [{"method": "GET", "path": "/x"}]}, "invalid_resource"),
+        ({"name": None}, "invalid_resource"),
+        ({"identifier": "provider://sneaky"}, "invalid_resource_identifier"),
+        ({"identifier": "not a uri"}, "invalid_resource_identifier"),
+        ({"identifier": "https://user:pw@host.example"}, "invalid_resource_identifier"),
+        ({"upstream_url": None}, "upstream_url_required"),
+        ({"credential_provider_id": None}, "credential_provider_required"),
+        ({"credential_provider_id": "missing"}, "provider_not_found"),
+        (
+            {"operations": [{"method": "GET", "path": "/x", "scope": "admin"}]},
+            "operation_scope_not_in_resource_scopes",
+        ),
+        (
+            {"operations": [{"method": "GET", "path": "x", "scope": "inventory:read"}]},
+            "operation_path_must_be_absolute",
+        ),
+        (
+            {
+                "operations": [
+                    {"method": "GET", "path": "/x", "scope": "inventory:read"},
+                    {"method": "get", "path": "/x", "scope": "inventory:read"},
+                ]
+            },
+            "operation_duplicate",
+        ),
+    ],
+)
+async def test_invalid_creates(api: Api, extra: dict[str, Any], code: str) -> None:
+    zone, pid = await setup(api)
+    response = await api.post(base(zone), json=body(pid, **extra))
+    status = 404 if code == "provider_not_found" else 400
+    assert_envelope(response, status, code)
+
+
+async def test_name_or_identifier_required(api: Api) -> None:
+    zone, pid = await setup(api)
+    payload = body(pid)
+    del payload["name"]
+    assert_envelope(await api.post(base(zone), json=payload), 400, "invalid_resource")
+    assert_envelope(
+        await api.post("/v1/zones/nope/resources", json=body(pid)), 404, "zone_not_found"
+    )
+
+
+async def test_patch(api: Api) -> None:
+    zone, pid = await setup(api)
+    ops = [{"method": "GET", "path": "/items", "scope": "inventory:read"}]
+    resource = await create(api, zone, body(pid, operations=ops))
+    url = f"{base(zone)}/{resource['id']}"
+    patched = await api.patch(url, json={"scopes": ["inventory:read", "inventory:admin"]})
+    assert patched.status_code == 200
+    after = patched.json()
+    assert after["scopes"] == ["inventory:read", "inventory:admin"]
+    assert after["updated_at"] > resource["updated_at"]
+    assert {k: v for k, v in after.items() if k not in ("scopes", "updated_at", "updated_by")} == {
+        k: v for k, v in resource.items() if k not in ("scopes", "updated_at", "updated_by")
+    }
+    narrowed = await api.patch(url, json={"scopes": ["inventory:admin"]})
+    assert_envelope(narrowed, 400, "operation_scope_not_in_resource_scopes")
+    assert (await api.get(url)).json()["scopes"] == ["inventory:read", "inventory:admin"]
+    assert_envelope(await api.patch(url, json={"upstream_url": None}), 400, "upstream_url_required")
+    assert_envelope(
+        await api.patch(url, json={"credential_provider_id": None}),
+        400,
+        "credential_provider_required",
+    )
+    assert_envelope(
+        await api.patch(url, json={"scopes": [f"s{i}" for i in range(20_000)]}),
+        400,
+        "invalid_resource",
+    )
+    assert_envelope(await api.patch(url, json={}), 400, "no_fields")
+    assert_envelope(await api.patch(url, json={"name": None}), 400, "invalid_resource")
+    assert_envelope(
+        await api.patch(f"{base(zone)}/nope", json={"name": "x"}), 404, "resource_not_found"
+    )
+    assert_envelope(
+        await api.patch(url, json={"credential_provider_id": "missing"}), 404, "provider_not_found"
+    )
+
+
+async def test_delete(api: Api) -> None:
+    zone, pid = await setup(api)
+    resource = await create(api, zone, body(pid, identifier="urn:inventory"))
+    url = f"{base(zone)}/{resource['id']}"
+    assert (await api.delete(url)).status_code == 204
+    for response in (
+        await api.get(url),
+        await api.delete(url),
+        await api.patch(url, json={"name": "x"}),
+    ):
+        assert_envelope(response, 404, "resource_not_found")
+    archived = (await api.get(base(zone) + "?status=archived")).json()["items"]
+    assert [r["id"] for r in archived] == [resource["id"]]
+    await create(api, zone, body(pid, identifier="urn:inventory"))
+
+
+async def test_quota(make_api: AppFactory) -> None:
+    api = await make_api(api_max_resources_per_zone=1)
+    zone, pid = await setup(api)
+    await create(api, zone, body(pid))
+    assert_envelope(await api.post(base(zone), json=body(pid)), 409, "resource_quota_exceeded")
+
+
+async def test_control_resource(api: Api) -> None:
+    zone = await api.zone()
+    control = {"name": "Control", "identifier": "caracal-control", "scopes": ["control:invoke"]}
+    zone_writer = (await api.mint("write", zone=zone["id"]))["token"]
+    assert_envelope(
+        await api.post(base(zone), json=control, token=zone_writer), 409, "protected_resource"
+    )
+    resource = await create(api, zone, control)
+    assert resource["credential_provider_id"] == f"provider-none-{zone['id']}"
+    assert resource["upstream_url"] is None
+    url = f"{base(zone)}/{resource['id']}"
+    assert_envelope(
+        await api.patch(url, json={"name": "x"}, token=zone_writer), 409, "protected_resource"
+    )
+    assert (await api.patch(url, json={"name": "Control 2"})).status_code == 200
+    assert_envelope(await api.delete(url), 409, "protected_resource")
+    zone_reader = (await api.mint("read", zone=zone["id"]))["token"]
+    assert_envelope(await api.get(url, token=zone_reader), 404, "resource_not_found")
+    assert (await api.get(base(zone), token=zone_reader)).json()["items"] == []
+    assert len((await api.get(base(zone))).json()["items"]) == 1
+    app = await api.post(
+        f"/v1/zones/{zone['id']}/applications", json={"name": "a", "registration_method": "managed"}
+    )
+    grant = await api.post(
+        f"/v1/zones/{zone['id']}/grants",
+        json={
+            "application_id": app.json()["id"],
+            "user_id": "u",
+            "resource_id": resource["id"],
+            "scopes": ["control:invoke"],
+        },
+    )
+    assert_envelope(grant, 403, "control_resource_not_grantable")
+
+
+async def test_control_none_provider_identifier_taken(api: Api) -> None:
+    zone = await api.zone()
+    await api.post(
+        f"/v1/zones/{zone['id']}/providers", json={"identifier": "provider://none", "kind": "none"}
+    )
+    control = {"identifier": "caracal-control", "scopes": ["control:invoke"]}
+    assert_envelope(await api.post(base(zone), json=control), 409, "provider_identifier_conflict")
+
+
+async def test_reserved_identifier(api: Api) -> None:
+    zone, pid = await setup(api)
+    writer = (await api.mint())["token"]
+    response = await api.post(
+        base(zone), json=body(pid, identifier="caracal-sys://x"), token=writer
+    )
+    assert_envelope(response, 409, "reserved_namespace")
+
+
+async def test_paging_each_row_once(api: Api) -> None:
+    zone, pid = await setup(api)
+    ids = [(await create(api, zone, body(pid, name=f"r{i}")))["id"] for i in range(5)]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        suffix = f"&cursor={cursor}" if cursor else ""
+        page = (await api.get(base(zone) + f"?limit=2{suffix}")).json()
+        seen += [r["id"] for r in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(ids)
+    assert len(seen) == 5
+    rows = await sql(api, "SELECT count(*) FROM resources WHERE zone_id = :z", z=zone["id"])
+    assert rows[0][0] == 5

@@ -45,6 +45,7 @@ def routers() -> list[CaracalRouter]:
 def hooks() -> list[lifecycle.Hook]:
     """Background work of a process, started in order and stopped in reverse."""
     return [
+        lifecycle.StartupChecks(),
         lifecycle.ChainSweep(),
         lifecycle.DispatcherHook(),
         lifecycle.AuditIngestHook(),

@@ -95,3 +95,18 @@ class AuditIngestHook:
             await worker.stop(grace)  # type: ignore[attr-defined]
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
+
+
+class StartupChecks:
+    """Build what needs the secret key and egress settings at start, so a bad key stops
+    the process before it serves instead of failing its first request."""
+
+    async def start(self, runtime: Runtime) -> None:
+        from caracal_api.kit.egress import egress_of
+        from caracal_api.secret_store.service import secret_store_of
+
+        secret_store_of(runtime)
+        egress_of(runtime)
+
+    async def stop(self, runtime: Runtime, grace: float) -> None:
+        return None

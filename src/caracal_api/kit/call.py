@@ -114,10 +114,20 @@ class Call:
 
     def write_context(self) -> WriteContext:
         state = self.state
+        if state.actor is None:
+            # Public routes (the OAuth callback) write with no token: the admin-audit
+            # record carries NULL actor fields and services never read `ctx.actor`.
+            return WriteContext(
+                actor=None,  # type: ignore[arg-type]
+                request_id=state.request_id,
+                actor_label="public",
+                operator_header=False,
+                facts=state.facts,
+            )
         return WriteContext(
-            actor=self.actor,
+            actor=state.actor,
             request_id=state.request_id,
-            actor_label=actor_label(state.headers.get(b"x-caracal-authorized-by"), self.actor),
+            actor_label=actor_label(state.headers.get(b"x-caracal-authorized-by"), state.actor),
             operator_header=state.headers.get(b"x-caracal-created-via") == b"operator",
             facts=state.facts,
             body=None if jsonio.is_absent(state.raw_body) else state.raw_body,

@@ -13,7 +13,6 @@ from caracal_api.kit.call import Call, get_call
 from caracal_api.kit.egress import egress_of
 from caracal_api.kit.pagination import page, page_params
 from caracal_api.kit.routing import CaracalRouter
-from caracal_api.kit.uow import WriteContext, run_in_transaction
 from caracal_api.provider_connections import callback_page, service
 from caracal_api.provider_connections.errors import (
     INVALID_AUTHORIZE,
@@ -178,8 +177,7 @@ async def _callback(call: Call) -> dict[str, Any]:
     tokens = await service.exchange_code(
         egress_of(call.runtime), config, provider_secrets, code, state.code_verifier
     )
-    return await _run_public(
-        call,
+    return await call.run(
         service.store_tokens,
         store,
         zone_id,
@@ -190,27 +188,3 @@ async def _callback(call: Call) -> dict[str, Any]:
         tokens.expires_at,
         status_code=201,
     )
-
-
-async def _run_public(
-    call: Call, fn: Callable[..., Awaitable[dict[str, Any]]], *args: Any, status_code: int
-) -> dict[str, Any]:
-    """`Call.run` for the public callback: the admin-audit record has NULL actor fields."""
-    state = call.state
-
-    def make_context() -> WriteContext:
-        return WriteContext(
-            actor=None,  # type: ignore[arg-type]  # public route: no token, no actor
-            request_id=state.request_id,
-            actor_label="public",
-            operator_header=False,
-            facts=state.facts,
-            body=None,
-        )
-
-    result, ctx = await run_in_transaction(
-        call.runtime.sessionmaker, make_context, fn, args, status_code=status_code
-    )
-    state.audit_recorded = True
-    call.runtime.chains.schedule(ctx.touched_chains)
-    return result

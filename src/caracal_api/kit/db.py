@@ -98,6 +98,11 @@ def unavailable_error(exc: BaseException) -> CaracalError | None:
     if isinstance(exc, ConnectionError | OSError | asyncio.TimeoutError):
         return DatabaseUnavailable()
     if isinstance(exc, sa_exc.DBAPIError):
+        if is_retryable(exc):
+            # Still conflicting after the runner's retries: contention, not a client error.
+            return DatabaseUnavailable(
+                "The change kept conflicting with concurrent changes; retry later."
+            )
         if exc.connection_invalidated or sqlstate(exc) in _UNAVAILABLE_SQLSTATES:
             return DatabaseUnavailable()
         driver = _driver_error(exc)

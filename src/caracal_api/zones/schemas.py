@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, BaseModel, field_validator
 
 from caracal_api.kit.schemas import Length, StrictBody, StrictPatchBody, Trim
 
@@ -22,8 +22,15 @@ Slug = Annotated[str, AfterValidator(_slug)]
 
 class ZoneCreate(StrictBody):
     name: ZoneName
-    slug: Slug | None = None
+    slug: Slug | None = None  # optional, but not nullable (§4.4)
     dcr_enabled: bool = False
+
+    @field_validator("slug", mode="before")
+    @classmethod
+    def _slug_not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
 
 
 class ZoneUpdate(StrictPatchBody):

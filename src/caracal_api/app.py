@@ -22,6 +22,8 @@ from caracal_api.provider_connections.endpoints import router as provider_connec
 from caracal_api.providers.endpoints import router as providers_router
 from caracal_api.resources.endpoints import router as resources_router
 from caracal_api.runtime import Runtime
+from caracal_api.step_up.endpoints import router as step_up_router
+from caracal_api.zone_events.endpoints import router as zone_events_router
 from caracal_api.zones.endpoints import router as zones_router
 
 VERSION = "0.1.0"
@@ -39,6 +41,8 @@ def routers() -> list[CaracalRouter]:
         resources_router,
         grants_router,
         provider_connections_router,
+        step_up_router,
+        zone_events_router,
     ]
 
 

@@ -1,0 +1,1 @@
+"""Step-up challenges: list, count, read and operator decisions (events.md §8)."""

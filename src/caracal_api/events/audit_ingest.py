@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 GROUP: Final = "audit-ingestor"
 READ_COUNT: Final = 100
-READ_BLOCK_MS: Final = 5000
+# Below the Redis client's 5 s socket timeout, so an idle stream never reads as an outage.
+READ_BLOCK_MS: Final = 2000
 IDLE_CONSUMER_MS: Final = 3_600_000
 UPKEEP_INTERVAL_SEC: Final = 86_400.0
 PARTITION_LOCK: Final = "audit-events::partitions"

@@ -66,7 +66,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             body = getattr(route, "caracal_body", None)
             if body is not None:
                 operation["requestBody"] = {
-                    "required": True,
+                    "required": getattr(route, "caracal_body_required", True),
                     "content": {"application/json": {"schema": _schema_of(body, components)}},
                 }
             responses = operation.setdefault("responses", {})

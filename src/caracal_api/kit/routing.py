@@ -36,6 +36,7 @@ class CaracalRouter(APIRouter):
         *,
         auth: str,
         body: type[BaseModel] | None = None,
+        body_required: bool = True,
         head: bool = True,
         **kwargs: Any,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -51,6 +52,7 @@ class CaracalRouter(APIRouter):
             route = self.routes[-1]
             route.caracal_auth = auth  # type: ignore[attr-defined]
             route.caracal_body = body  # type: ignore[attr-defined]
+            route.caracal_body_required = body_required  # type: ignore[attr-defined]
             route.caracal_head = head and method == "GET"  # type: ignore[attr-defined]
             return fn
 

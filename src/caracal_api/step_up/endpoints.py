@@ -63,13 +63,25 @@ async def _decide(call: Call, approve: bool) -> Response:
     return call.respond(result)
 
 
-@router.post(BASE + "/{id}/approve", auth="AP", body=DecisionBody, response_model=Decision)
+@router.post(
+    BASE + "/{id}/approve",
+    auth="AP",
+    body=DecisionBody,
+    body_required=False,
+    response_model=Decision,
+)
 async def approve_step_up_challenge(call: Call = Depends(get_call)) -> Response:
     """Approve a pending operator challenge (optional `reason`)."""
     return await _decide(call, approve=True)
 
 
-@router.post(BASE + "/{id}/reject", auth="AP", body=DecisionBody, response_model=Decision)
+@router.post(
+    BASE + "/{id}/reject",
+    auth="AP",
+    body=DecisionBody,
+    body_required=False,
+    response_model=Decision,
+)
 async def reject_step_up_challenge(call: Call = Depends(get_call)) -> Response:
     """Reject a pending operator challenge (optional `reason`)."""
     return await _decide(call, approve=False)

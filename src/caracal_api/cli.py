@@ -265,7 +265,7 @@ async def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:
         ok = ok and report["redis"] == "external"
     if settings.secret_store_kek is None and settings.database_url is not None:
         ok = False
-        report["secret_store_kek"] = "required outside embedded mode"
+        report["kek"] = "SECRET_STORE_KEK is required outside embedded mode"
     report["ok"] = ok
     print(json.dumps(report))
     return 0 if ok else 1

@@ -68,4 +68,4 @@ def external_server(
         server.stop()
 
 
-__all__ = ["IN_CI", "E2E_TOKEN"]
+__all__ = ["E2E_TOKEN", "IN_CI"]

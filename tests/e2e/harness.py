@@ -16,9 +16,21 @@ import httpx
 
 # Variables of the caller's environment that would change how the server starts.
 _SCRUB = (
-    "DATABASE_URL", "DATABASE_DIRECT_URL", "REDIS_URL", "CARACAL_ADMIN_TOKEN", "SECRET_STORE_KEK",
-    "SECRET_STORE_KEK_PREVIOUS", "STREAMS_HMAC_KEY", "AUDIT_HMAC_KEY", "AUDIT_HMAC_KEY_PREVIOUS",
-    "CARACAL_MODE", "CARACAL_DATA_DIR", "METRICS_BEARER", "PORT", "HOST", "LOG_LEVEL",
+    "DATABASE_URL",
+    "DATABASE_DIRECT_URL",
+    "REDIS_URL",
+    "CARACAL_ADMIN_TOKEN",
+    "SECRET_STORE_KEK",
+    "SECRET_STORE_KEK_PREVIOUS",
+    "STREAMS_HMAC_KEY",
+    "AUDIT_HMAC_KEY",
+    "AUDIT_HMAC_KEY_PREVIOUS",
+    "CARACAL_MODE",
+    "CARACAL_DATA_DIR",
+    "METRICS_BEARER",
+    "PORT",
+    "HOST",
+    "LOG_LEVEL",
 )
 
 
@@ -61,7 +73,10 @@ class ServerProcess:
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "caracal_api", *self.args],
-                cwd=self.workdir, env=env, stdout=out, stderr=err,
+                cwd=self.workdir,
+                env=env,
+                stdout=out,
+                stderr=err,
             )
         return self
 
@@ -101,5 +116,5 @@ class ServerProcess:
         prefix = "caracal-api: bootstrap admin token (shown once): "
         for line in self.stderr().splitlines():
             if line.startswith(prefix):
-                return line[len(prefix):].strip()
+                return line[len(prefix) :].strip()
         return None

@@ -23,7 +23,8 @@ def test_ready_reports_embedded_dependencies(embedded_server: ServerProcess) -> 
 
 def test_generated_token_is_printed_once_and_works(embedded_server: ServerProcess) -> None:
     token = embedded_server.bootstrap_token()
-    assert token is not None and token.startswith("cat_")
+    assert token is not None
+    assert token.startswith("cat_")
     assert token not in embedded_server.stdout()
     client = AdminClient(api_url=embedded_server.url, admin_token=token)
     zone = client.zones.create({"name": "Embedded Zone"})

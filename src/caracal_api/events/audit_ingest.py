@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 
 GROUP: Final = "audit-ingestor"
 READ_COUNT: Final = 100
-# Below the Redis client's 5 s socket timeout, so an idle stream never reads as an outage.
-READ_BLOCK_MS: Final = 2000
+# Well below any Redis client socket timeout we configure (2–5 s), so an idle stream
+# never reads as an outage.
+READ_BLOCK_MS: Final = 1000
 IDLE_CONSUMER_MS: Final = 3_600_000
 UPKEEP_INTERVAL_SEC: Final = 86_400.0
 PARTITION_LOCK: Final = "audit-events::partitions"

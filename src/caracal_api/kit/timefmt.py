@@ -5,14 +5,21 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-_INPUT_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z$")
+# ASCII digits only: `\d` alone would also accept other scripts' digits (e.g. `٢٠٢٤`).
+_INPUT_RE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z$", re.ASCII
+)
 
 
 def format_ts(value: datetime) -> str:
     """`2026-01-01T00:00:00.123456Z` for an aware datetime (naive is taken as UTC)."""
     if value.tzinfo is not None:
         value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # Not strftime: `%Y` does not pad years before 1000 to four digits.
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
+        f"{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}Z"
+    )
 
 
 def format_ts_or_none(value: datetime | None) -> str | None:

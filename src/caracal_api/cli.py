@@ -104,14 +104,18 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from caracal_api.admin_tokens.service import print_banner, seed_bootstrap
     from caracal_api.app import create_app
     from caracal_api.runtime import Runtime
-    from caracal_api.server import DrainingServer, build_config
+    from caracal_api.server import DrainingServer, ProcessGroup, build_config, listen_socket
 
-    if args.no_workers:
+    child = args.inherit_fd is not None
+    if args.no_workers and not child:
         require_shared_redis(settings, "serve --no-workers")
+    if settings.api_processes > 1:
+        require_shared_redis(settings, "API_PROCESSES > 1")
     if settings.production and settings.admin_token is None:
         raise fail("CARACAL_ADMIN_TOKEN is required in production")
     dsn, embedded_pg = resolve_database(settings)
-    await ensure_schema(dsn, embedded_pg)
+    if not child:
+        await ensure_schema(dsn, embedded_pg)
     settings = with_kek(settings, embedded_pg)
     lock = None
     if settings.redis_url is None:
@@ -123,22 +127,30 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
                 f"REDIS_URL: another {PROG} serve already runs on {settings.data_dir} "
                 "with the in-process stream store; set REDIS_URL to run several"
             )
+    sock = listen_socket(settings.host, settings.port, args.inherit_fd)
     redis, embedded_redis = open_redis(settings)
     runtime = Runtime.build(
         settings, dsn, redis, embedded_postgres=embedded_pg, embedded_redis=embedded_redis
     )
-    runtime.run_dispatcher = runtime.run_audit_ingest = not args.no_workers
+    runtime.run_dispatcher = runtime.run_audit_ingest = not (args.no_workers or child)
+    group = ProcessGroup()
     try:
-        generated = await seed_bootstrap(runtime.engine, settings.admin_token)
-        if generated is not None:
-            print_banner(generated)
+        if not child:
+            generated = await seed_bootstrap(runtime.engine, settings.admin_token)
+            if generated is not None:
+                print_banner(generated)
+            group.spawn(settings.api_processes - 1, sock)
         app = create_app(runtime)
         server = DrainingServer(
-            build_config(app, settings.host, settings.port, settings.shutdown_grace_ms), runtime
+            build_config(app, settings.host, settings.port, settings.shutdown_grace_ms),
+            runtime,
+            on_signal=group.forward,
         )
-        await server.serve()
-        return 1 if server.forced else 0
+        await server.serve(sockets=[sock])
+        forced = await group.wait(settings.shutdown_grace_ms / 1000)
+        return 1 if server.forced or forced else 0
     finally:
+        group.kill()
         await runtime.close()
         if lock is not None:
             lock.release()
@@ -337,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the HTTP API (and the workers)")
     serve.add_argument("--no-workers", action="store_true", help="run the API alone")
+    # Set by the parent of API_PROCESSES > 1 for its children: serve on this listening socket.
+    serve.add_argument("--inherit-fd", type=int, default=None, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve, requirement="serve")
 
     sub.add_parser("migrate", help="upgrade the database to the latest schema").set_defaults(

@@ -88,6 +88,7 @@ class Settings:
     private_egress_hosts: frozenset[str] = frozenset()
     egress_ca_file: Path | None = None
     api_max_resources_per_zone: int = 100_000
+    api_processes: int = 1
 
     @property
     def production(self) -> bool:
@@ -327,6 +328,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         private_egress_hosts=frozenset(h.strip().lower() for h in egress.split(",") if h.strip()),
         egress_ca_file=Path(ca_file) if ca_file else None,
         api_max_resources_per_zone=reader.integer("API_MAX_RESOURCES_PER_ZONE", 100_000, 0, 10**9),
+        api_processes=reader.integer("API_PROCESSES", 1, 1, 64),
     )
 
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
@@ -19,14 +24,22 @@ class DrainingServer(uvicorn.Server):
     drain delay, then the listener closes and in-flight work finishes within the grace.
     A second signal ends the delay at once."""
 
-    def __init__(self, config: uvicorn.Config, runtime: Runtime) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        runtime: Runtime,
+        on_signal: Callable[[int], None] | None = None,
+    ) -> None:
         super().__init__(config)
         self.runtime = runtime
+        self.on_signal = on_signal
         self._signals = 0
         self._delay_over = asyncio.Event()
         self.forced = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.on_signal is not None:
+            self.on_signal(sig)
         self._signals += 1
         if self._signals == 1:
             self.runtime.draining = True
@@ -58,3 +71,61 @@ def build_config(app: object, host: str, port: int, grace_ms: int) -> uvicorn.Co
         timeout_graceful_shutdown=max(1, grace_ms // 1000),
         proxy_headers=False,
     )
+
+
+def listen_socket(host: str, port: int, inherited_fd: int | None) -> socket.socket:
+    """The listening socket: inherited from the parent, or bound here."""
+    if inherited_fd is not None:
+        return socket.socket(fileno=inherited_fd)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+class ProcessGroup:
+    """Extra API processes (API_PROCESSES > 1) sharing the parent's listening socket.
+
+    The kernel spreads connections over every process accepting on the socket. Children run
+    the API only; the parent also runs the workers. Signals are forwarded, so SIGTERM drains
+    the whole group.
+    """
+
+    def __init__(self) -> None:
+        self.children: list[subprocess.Popen[bytes]] = []
+
+    def spawn(self, count: int, sock: socket.socket) -> None:
+        fd = sock.fileno()
+        for _ in range(count):
+            self.children.append(
+                subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                    [sys.executable, "-m", "caracal_api", "serve", "--inherit-fd", str(fd)],
+                    pass_fds=(fd,),
+                    env=os.environ.copy(),
+                )
+            )
+
+    def forward(self, sig: int) -> None:
+        for child in self.children:
+            if child.poll() is None:
+                child.send_signal(sig)
+
+    async def wait(self, grace: float) -> bool:
+        """Wait for the children to exit; True when one had to be killed."""
+        forced = False
+        loop = asyncio.get_running_loop()
+        for child in self.children:
+            try:
+                await loop.run_in_executor(None, child.wait, grace)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                forced = True
+        return forced
+
+    def kill(self) -> None:
+        for child in self.children:
+            if child.poll() is None:
+                child.kill()

@@ -14,6 +14,7 @@ from caracal_api.errors import InvalidJson
 MAX_DEPTH = 64
 _UNSAFE = re.compile(r"[\x00\ud800-\udfff]")
 _FLOAT_MAX = 1.7976931348623157e308
+_JSON_WHITESPACE = " \t\n\r"
 
 
 class _Reject(Exception):
@@ -98,7 +99,9 @@ def decode_body(raw: bytes) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise _fail("invalid_utf8") from None
-    if text.strip() == "":
+    if text.strip(_JSON_WHITESPACE) == "":
+        # Only JSON whitespace: `str.strip()` would also drop U+00A0, U+2028, U+001C…,
+        # which make the body invalid JSON rather than absent.
         return _ABSENT
     try:
         value = json.loads(

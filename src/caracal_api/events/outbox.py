@@ -46,7 +46,8 @@ def validate_payload(payload: Payload) -> None:
 
     Raises TypeError for a non-object payload, a non-string key or a value that is not a
     string, integer, boolean or None (floats, objects, arrays, bytes, ...); ValueError for an
-    empty, non-ASCII or reserved key, an integer outside 64 bits or a string holding U+0000.
+    empty, non-ASCII or reserved key, a key with `=` or a newline, an integer outside 64
+    bits or a string holding U+0000 or a newline.
     These are programming errors: payloads are built by code, never copied from a client.
     """
     if not isinstance(payload, Mapping):
@@ -58,6 +59,10 @@ def validate_payload(payload: Payload) -> None:
             raise ValueError(f"outbox payload key {key!r} must be a non-empty ASCII string")
         if key in RESERVED_KEYS:
             raise ValueError(f"outbox payload key {key!r} is reserved")
+        if "=" in key or "\n" in key:
+            # The signed canonical text is `name=value` lines (events.md §4.1): a key with
+            # `=` or a line break could make two payloads sign alike.
+            raise ValueError(f"outbox payload key {key!r} must not contain '=' or a newline")
         if value is None or isinstance(value, bool):
             continue
         if isinstance(value, int):
@@ -67,6 +72,10 @@ def validate_payload(payload: Payload) -> None:
         if isinstance(value, str):
             if "\x00" in value:
                 raise ValueError(f"outbox payload value of {key!r} contains U+0000")
+            if "\n" in value:
+                # A value with a line break could forge further `name=value` lines of the
+                # signed text; every payload value is an id, an enum or compact JSON.
+                raise ValueError(f"outbox payload value of {key!r} contains a newline")
             continue
         raise TypeError(
             f"outbox payload value of {key!r} must be str, int, bool or None, "

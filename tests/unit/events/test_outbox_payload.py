@@ -70,3 +70,14 @@ async def test_record_validates_before_sql() -> None:
 
 async def test_record_many_empty_is_noop() -> None:
     assert await outbox.record_many(_NoSession(), [], request_id=None) == []  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"a": "1\nb=2"}, {"a=b": "c"}, {"a\nb": "c"}],
+)
+def test_values_and_keys_that_could_forge_signed_lines_are_refused(payload: dict) -> None:
+    # events.md §4.1 signs `name=value` lines: {"a": "1\nb=2"} would sign like
+    # {"a": "1", "b": "2"}, so such payloads never reach the outbox.
+    with pytest.raises(ValueError, match="newline|'='"):
+        outbox.validate_payload(payload)

@@ -79,5 +79,5 @@ async def test_record_many_empty_is_noop() -> None:
 def test_values_and_keys_that_could_forge_signed_lines_are_refused(payload: dict) -> None:
     # events.md §4.1 signs `name=value` lines: {"a": "1\nb=2"} would sign like
     # {"a": "1", "b": "2"}, so such payloads never reach the outbox.
-    with pytest.raises(ValueError, match="newline|'='"):
+    with pytest.raises(ValueError, match=r"newline|'='"):
         outbox.validate_payload(payload)

@@ -18,11 +18,15 @@ from caracal_api.kit.pipeline import Pipeline
 from caracal_api.kit.routing import CaracalRouter
 from caracal_api.openapi import build_openapi
 from caracal_api.ops.endpoints import router as ops_router
+from caracal_api.policies.endpoints import router as policies_router
+from caracal_api.policies.hook import RegoEngineHook
+from caracal_api.policy_sets.endpoints import router as policy_sets_router
 from caracal_api.provider_connections.endpoints import router as provider_connections_router
 from caracal_api.providers.endpoints import router as providers_router
 from caracal_api.resources.endpoints import router as resources_router
 from caracal_api.runtime import Runtime
 from caracal_api.step_up.endpoints import router as step_up_router
+from caracal_api.templates.endpoints import router as templates_router
 from caracal_api.zone_events.endpoints import router as zone_events_router
 from caracal_api.zones.endpoints import router as zones_router
 
@@ -43,6 +47,9 @@ def routers() -> list[CaracalRouter]:
         provider_connections_router,
         step_up_router,
         zone_events_router,
+        policies_router,
+        policy_sets_router,
+        templates_router,
     ]
 
 
@@ -50,6 +57,7 @@ def hooks() -> list[lifecycle.Hook]:
     """Background work of a process, started in order and stopped in reverse."""
     return [
         lifecycle.StartupChecks(),
+        RegoEngineHook(),
         lifecycle.ChainSweep(),
         lifecycle.DispatcherHook(),
         lifecycle.AuditIngestHook(),

@@ -1,0 +1,270 @@
+"""All SQL of the policy-set aggregate (sets, versions, bindings, their invalidations)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caracal_api.kit.db import constraint_name
+from caracal_api.kit.pagination import Cursor
+from caracal_api.policy_sets.errors import PolicySetNameConflict
+
+INVALIDATE_STREAM = "caracal.policy.invalidate"
+
+SET_COLUMNS = (
+    "s.id, s.zone_id, s.name, s.description, s.created_by, s.created_via_operator,"
+    " s.updated_by, s.updated_via_operator, s.created_at, s.updated_at, b.active_version_id"
+)
+SET_FROM = (
+    "policy_sets s LEFT JOIN policy_set_bindings b"
+    " ON b.policy_set_id = s.id AND b.zone_id = s.zone_id"
+)
+VERSION_COLUMNS = (
+    "v.id, v.policy_set_id, v.version, v.manifest_sha256, v.schema_version, v.created_by,"
+    " v.created_via_operator, v.created_at"
+)
+
+
+# --- sets ----------------------------------------------------------------------------------
+
+
+async def list_sets(
+    session: AsyncSession, zone_id: str, limit: int, cursor: Cursor | None
+) -> Sequence[Row[Any]]:
+    after = " AND (s.created_at, s.id) < (:ts, :cid)" if cursor else ""
+    stmt = text(
+        f"SELECT {SET_COLUMNS} FROM {SET_FROM}"
+        f" WHERE s.zone_id = :zone AND s.archived_at IS NULL{after}"
+        " ORDER BY s.created_at DESC, s.id DESC LIMIT :limit"
+    )
+    params: dict[str, Any] = {"zone": zone_id, "limit": limit}
+    if cursor:
+        params.update(ts=cursor.ts, cid=cursor.id)
+    return (await session.execute(stmt, params)).all()
+
+
+async def get_live_set(session: AsyncSession, zone_id: str, set_id: str) -> Row[Any] | None:
+    stmt = text(
+        f"SELECT {SET_COLUMNS} FROM {SET_FROM}"
+        " WHERE s.id = :id AND s.zone_id = :zone AND s.archived_at IS NULL"
+    )
+    return (await session.execute(stmt, {"id": set_id, "zone": zone_id})).first()
+
+
+async def insert_set(session: AsyncSession, values: dict[str, Any]) -> Row[Any]:
+    """Insert the set and its (inactive) binding; PolicySetNameConflict on a live name."""
+    insert = text(
+        "INSERT INTO policy_sets (id, zone_id, name, description, created_by,"
+        " created_via_operator, updated_by, created_at, updated_at)"
+        " VALUES (:id, :zone_id, :name, :description, :created_by, :created_via_operator,"
+        " :created_by, now(), now())"
+    )
+    binding = text(
+        "INSERT INTO policy_set_bindings (zone_id, policy_set_id, active_version_id, updated_at)"
+        " VALUES (:zone_id, :id, NULL, now())"
+    )
+    try:
+        async with session.begin_nested():
+            await session.execute(insert, values)
+    except IntegrityError as exc:
+        if constraint_name(exc) == "policy_sets_zone_id_name_key":
+            raise PolicySetNameConflict() from None
+        raise
+    await session.execute(binding, values)
+    row = await get_live_set(session, values["zone_id"], values["id"])
+    assert row is not None
+    return row
+
+
+async def lock_set(session: AsyncSession, set_id: str) -> None:
+    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:id))"), {"id": set_id})
+
+
+async def lock_activation(session: AsyncSession, zone_id: str) -> None:
+    """Serialises activations and set deletions of one zone (foundation §12)."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext('policy-activation:' || :zone))"),
+        {"zone": zone_id},
+    )
+
+
+async def touch_set(session: AsyncSession, set_id: str, updated_by: str, via: bool) -> None:
+    await session.execute(
+        text(
+            "UPDATE policy_sets SET updated_by = :by, updated_via_operator = :via,"
+            " updated_at = now() WHERE id = :id"
+        ),
+        {"id": set_id, "by": updated_by, "via": via},
+    )
+
+
+async def archive_set(
+    session: AsyncSession, zone_id: str, set_id: str, updated_by: str, via: bool
+) -> bool:
+    stmt = text(
+        "UPDATE policy_sets SET archived_at = now(), updated_at = now(), updated_by = :by,"
+        " updated_via_operator = :via"
+        " WHERE id = :id AND zone_id = :zone AND archived_at IS NULL RETURNING id"
+    )
+    params = {"id": set_id, "zone": zone_id, "by": updated_by, "via": via}
+    return (await session.execute(stmt, params)).first() is not None
+
+
+# --- versions ------------------------------------------------------------------------------
+
+
+async def insert_version(session: AsyncSession, values: dict[str, Any]) -> Row[Any]:
+    """The next version of a set (the caller holds the set's advisory lock)."""
+    stmt = text(
+        "INSERT INTO policy_set_versions (id, policy_set_id, version, manifest_json,"
+        " manifest_sha256, schema_version, created_by, created_via_operator, created_at)"
+        " SELECT CAST(:id AS text), CAST(:policy_set_id AS text), COALESCE(MAX(version), 0) + 1,"
+        " CAST(:manifest_json AS jsonb), CAST(:manifest_sha256 AS text),"
+        " CAST(:schema_version AS text), CAST(:created_by AS text),"
+        " CAST(:created_via_operator AS boolean), now()"
+        " FROM policy_set_versions WHERE policy_set_id = :policy_set_id"
+        " RETURNING id, policy_set_id, version, manifest_sha256, schema_version, created_at"
+    )
+    params = {**values, "manifest_json": json.dumps(values["manifest_json"], ensure_ascii=False)}
+    return (await session.execute(stmt, params)).one()
+
+
+async def list_versions(
+    session: AsyncSession, set_id: str, limit: int, cursor: Cursor | None
+) -> Sequence[Row[Any]]:
+    after = " AND (v.created_at, v.id) < (:ts, :cid)" if cursor else ""
+    stmt = text(
+        f"SELECT {VERSION_COLUMNS} FROM policy_set_versions v"
+        f" WHERE v.policy_set_id = :set{after}"
+        " ORDER BY v.created_at DESC, v.id DESC LIMIT :limit"
+    )
+    params: dict[str, Any] = {"set": set_id, "limit": limit}
+    if cursor:
+        params.update(ts=cursor.ts, cid=cursor.id)
+    return (await session.execute(stmt, params)).all()
+
+
+async def get_version_in_zone(
+    session: AsyncSession, zone_id: str, set_id: str, version_id: str
+) -> Row[Any] | None:
+    """PS6: the version joined to its set in the zone (archived sets included)."""
+    stmt = text(
+        f"SELECT {VERSION_COLUMNS}, v.manifest_json FROM policy_set_versions v"
+        " JOIN policy_sets s ON s.id = v.policy_set_id"
+        " WHERE v.id = :vid AND v.policy_set_id = :set AND s.zone_id = :zone"
+    )
+    params = {"vid": version_id, "set": set_id, "zone": zone_id}
+    return (await session.execute(stmt, params)).first()
+
+
+async def get_version_of_live_set(
+    session: AsyncSession, zone_id: str, set_id: str, version_id: str, *, lock: bool = False
+) -> Row[Any] | None:
+    """PS7/PS9: the version of this live set in this zone (`FOR UPDATE OF` the set)."""
+    suffix = " FOR UPDATE OF s" if lock else ""
+    stmt = text(
+        f"SELECT {VERSION_COLUMNS}, v.manifest_json FROM policy_set_versions v"
+        " JOIN policy_sets s ON s.id = v.policy_set_id"
+        " WHERE v.id = :vid AND s.id = :set AND s.zone_id = :zone AND s.archived_at IS NULL"
+        f"{suffix}"
+    )
+    params = {"vid": version_id, "set": set_id, "zone": zone_id}
+    return (await session.execute(stmt, params)).first()
+
+
+async def share_policy_versions(session: AsyncSession, ids: Sequence[str]) -> int:
+    """`SELECT … FOR SHARE` the referenced policy versions; returns how many exist."""
+    stmt = text("SELECT id FROM policy_versions WHERE id = ANY(:ids) ORDER BY id FOR SHARE")
+    return len((await session.execute(stmt, {"ids": sorted(set(ids))})).all())
+
+
+# --- bindings ------------------------------------------------------------------------------
+
+
+async def deactivate_others(session: AsyncSession, zone_id: str, set_id: str) -> None:
+    await session.execute(
+        text(
+            "UPDATE policy_set_bindings SET active_version_id = NULL, updated_at = now()"
+            " WHERE zone_id = :zone AND policy_set_id <> :set AND active_version_id IS NOT NULL"
+        ),
+        {"zone": zone_id, "set": set_id},
+    )
+
+
+async def activate_binding(
+    session: AsyncSession, zone_id: str, set_id: str, version_id: str
+) -> bool:
+    stmt = text(
+        "UPDATE policy_set_bindings SET active_version_id = :version, updated_at = now()"
+        " WHERE zone_id = :zone AND policy_set_id = :set RETURNING policy_set_id"
+    )
+    params = {"zone": zone_id, "set": set_id, "version": version_id}
+    return (await session.execute(stmt, params)).first() is not None
+
+
+async def clear_binding(session: AsyncSession, zone_id: str, set_id: str) -> str | None:
+    """Deactivate the set's binding; returns the version that was active (None if none)."""
+    select = text(
+        "SELECT active_version_id FROM policy_set_bindings"
+        " WHERE zone_id = :zone AND policy_set_id = :set FOR UPDATE"
+    )
+    params = {"zone": zone_id, "set": set_id}
+    row = (await session.execute(select, params)).first()
+    if row is None or row.active_version_id is None:
+        return None
+    await session.execute(
+        text(
+            "UPDATE policy_set_bindings SET active_version_id = NULL, updated_at = now()"
+            " WHERE zone_id = :zone AND policy_set_id = :set"
+        ),
+        params,
+    )
+    return str(row.active_version_id)
+
+
+async def binding_status(session: AsyncSession, zone_id: str, set_id: str) -> Row[Any] | None:
+    """PS8 step 1: the binding joined to a live set, with the active version's hash."""
+    stmt = text(
+        "SELECT b.active_version_id, v.manifest_sha256 FROM policy_set_bindings b"
+        " JOIN policy_sets s ON s.id = b.policy_set_id AND s.archived_at IS NULL"
+        " LEFT JOIN policy_set_versions v ON v.id = b.active_version_id"
+        " WHERE b.zone_id = :zone AND b.policy_set_id = :set"
+    )
+    return (await session.execute(stmt, {"zone": zone_id, "set": set_id})).first()
+
+
+# --- invalidation rows (PS8) ---------------------------------------------------------------
+
+_OUTBOX_COLUMNS = (
+    "id, stream_name, attempts, last_error, dispatched_at,"
+    " available_at = 'infinity'::timestamptz AS dead,"
+    " payload_json->>'zone_id' AS zone_id, payload_json->>'policy_set_id' AS policy_set_id,"
+    " payload_json->>'policy_set_version_id' AS policy_set_version_id"
+)
+
+
+async def outbox_row(session: AsyncSession, outbox_id: str) -> Row[Any] | None:
+    stmt = text(f"SELECT {_OUTBOX_COLUMNS} FROM event_outbox WHERE id = :id")
+    return (await session.execute(stmt, {"id": outbox_id})).first()
+
+
+NEWEST_INVALIDATION = (
+    f"SELECT {_OUTBOX_COLUMNS} FROM event_outbox"
+    f" WHERE stream_name = '{INVALIDATE_STREAM}'"
+    " AND payload_json->>'zone_id' = :zone AND payload_json->>'policy_set_id' = :set"
+    " AND payload_json->>'policy_set_version_id' = :version"
+    " ORDER BY created_at DESC, id DESC LIMIT 1"
+)
+
+
+async def newest_invalidation(
+    session: AsyncSession, zone_id: str, set_id: str, version_id: str
+) -> Row[Any] | None:
+    """Through `event_outbox_invalidate_set_idx` (its expressions and order, same predicate)."""
+    params = {"zone": zone_id, "set": set_id, "version": version_id}
+    return (await session.execute(text(NEWEST_INVALIDATION), params)).first()

@@ -180,14 +180,54 @@ async def _run_worker(
     return 0 if finished in (None, True) else 1
 
 
-async def cmd_dispatcher(settings: Settings, _args: argparse.Namespace) -> int:
-    from caracal_api.events.dispatcher import Dispatcher
+class DispatcherWorker:
+    """`caracal-api dispatcher`: the outbox dispatcher plus the duties of every process that
+    runs it, as in `serve` — the admin-audit chain sweep (foundation §13.5) and the DCR
+    expiry sweep (objects.md §2.3)."""
 
-    return await _run_worker(
-        settings,
-        "dispatcher",
-        lambda s, e, r: Dispatcher(s, e, r, listen_dsn=s.session_database_url),
-    )
+    def __init__(self, settings: Settings, engine: Any, redis: Redis) -> None:
+        from caracal_api.applications.sweep import DcrSweepHook
+        from caracal_api.audit.chainer import ChainScheduler
+        from caracal_api.auth.tokens import TokenVerifier
+        from caracal_api.events.dispatcher import Dispatcher
+        from caracal_api.kit import db
+        from caracal_api.lifecycle import ChainSweep
+        from caracal_api.runtime import Limiters, Runtime
+
+        self.dispatcher = Dispatcher(
+            settings, engine, redis, listen_dsn=settings.session_database_url
+        )
+        self.runtime = Runtime(
+            settings=settings,
+            engine=engine,
+            sessionmaker=db.sessionmaker(engine),
+            redis=redis,
+            verifier=TokenVerifier(engine, redis, settings.admin_token_last_used_debounce_sec),
+            limiters=Limiters.build(settings, redis),
+            chains=ChainScheduler(engine, settings.audit_hmac_key),
+            session_dsn=settings.session_database_url or "",
+            run_dispatcher=True,
+        )
+        self.hooks: list[Any] = [ChainSweep(), DcrSweepHook()]
+
+    async def run(self) -> None:
+        started: list[Any] = []
+        try:
+            for hook in self.hooks:
+                await hook.start(self.runtime)
+                started.append(hook)
+            await self.dispatcher.run()
+        finally:
+            for hook in reversed(started):
+                await hook.stop(self.runtime, 0.0)
+            await self.runtime.chains.drain()
+
+    async def stop(self, grace: float | None = None) -> bool:
+        return await self.dispatcher.stop(grace)
+
+
+async def cmd_dispatcher(settings: Settings, _args: argparse.Namespace) -> int:
+    return await _run_worker(settings, "dispatcher", DispatcherWorker)
 
 
 async def cmd_audit_ingest(settings: Settings, _args: argparse.Namespace) -> int:

@@ -51,6 +51,15 @@ class DrainingServer(uvicorn.Server):
             self.force_exit = True
             self.forced = True
 
+    async def _wait_tasks_to_complete(self) -> None:
+        # uvicorn runs this under `wait_for(timeout_graceful_shutdown)`; being cancelled
+        # means requests were still running when the grace ran out (exit code 1, §14.6).
+        try:
+            await super()._wait_tasks_to_complete()
+        except asyncio.CancelledError:
+            self.forced = True
+            raise
+
     async def _drain_then_exit(self) -> None:
         delay = self.runtime.settings.shutdown_drain_delay_ms / 1000
         if delay > 0:

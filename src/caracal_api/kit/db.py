@@ -6,16 +6,33 @@ import asyncio
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from caracal_api.config import Settings
 from caracal_api.errors import CaracalError, DatabaseUnavailable
 
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
-# Connection failures, admin shutdown, statement timeout / cancel, too many connections.
+# read_only_sql_transaction: the server is a standby, or a primary demoted by a failover.
+READ_ONLY_SQLSTATE = "25006"
+# Connection failures, admin shutdown, statement timeout / cancel, too many connections,
+# a read-only server.
 _UNAVAILABLE_SQLSTATES = frozenset(
-    {"57014", "57P01", "57P02", "57P03", "53300", "08000", "08003", "08006", "08001", "08004"}
+    {
+        "57014",
+        "57P01",
+        "57P02",
+        "57P03",
+        "53300",
+        "08000",
+        "08003",
+        "08006",
+        "08001",
+        "08004",
+        READ_ONLY_SQLSTATE,
+    }
 )
 
 
@@ -48,7 +65,7 @@ def create_engine(settings: Settings, dsn: str, *, pool_size: int | None = None)
         # the next transaction's server connection.
         connect_args["statement_cache_size"] = 0
         connect_args["prepared_statement_cache_size"] = 0
-    return create_async_engine(
+    engine = create_async_engine(
         sqlalchemy_url(dsn),
         pool_size=pool_size or settings.db_pool_max,
         max_overflow=0,
@@ -56,6 +73,18 @@ def create_engine(settings: Settings, dsn: str, *, pool_size: int | None = None)
         pool_pre_ping=False,
         connect_args=connect_args,
     )
+    event.listen(engine.sync_engine, "handle_error", _read_only_is_disconnect)
+    return engine
+
+
+def _read_only_is_disconnect(context: ExceptionContext) -> None:
+    """A read-only server answered: drop the pool, so new connections follow the DSN.
+
+    After a failover the old primary may stay reachable as a standby; pooled connections
+    to it would otherwise fail every write until the process restarts.
+    """
+    if sqlstate(context.original_exception) == READ_ONLY_SQLSTATE:
+        context.is_disconnect = True
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker:

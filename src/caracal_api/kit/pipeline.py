@@ -9,6 +9,7 @@ route its request directly.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import time
@@ -28,6 +29,7 @@ from caracal_api.errors import (
     MethodNotAllowed,
     NotFound,
     RateLimited,
+    ServiceUnavailable,
 )
 from caracal_api.kit import jsonio
 from caracal_api.kit.call import Call, RequestState
@@ -49,6 +51,10 @@ V1_HEADERS = [
     (b"cache-control", b"no-store"),
 ]
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class ShutdownCancelled(ServiceUnavailable):
+    description = "The process shut down before the request finished; retry it."
 
 
 def client_ip(scope: Scope, headers: list[tuple[bytes, bytes]], trust_proxy: int) -> str:
@@ -145,6 +151,12 @@ class Pipeline:
                 await self._v1(scope, receive, responder, state)
             else:
                 await self._outside(scope, receive, responder, state)
+        except asyncio.CancelledError:
+            # Shutdown: the server cancels what still runs when SHUTDOWN_GRACE_MS is over.
+            # Answer with the envelope instead of the server's bare 500, then end the task.
+            if not self.runtime.draining or responder.started:
+                raise
+            await responder.error(ShutdownCancelled())
         except Exception as exc:
             await self._fail(responder, state, exc)
         finally:

@@ -1,0 +1,148 @@
+"""HTTP benchmark: a real `caracal-api serve` on the machine's PostgreSQL and Redis, driven by
+the Caracal load driver (health, list 100 resources, create resource, activation → signed
+stream event). Prints the driver's table; never asserts on time.
+
+    uv run python bench/http_bench.py [--scenarios health,list,create,activate]
+        [--concurrency 1,16,64] [--duration 10] [--out-md FILE]
+
+The driver is the stdlib-only `bench.py` shipped beside this repository
+(`../shared/bench/bench.py` by default; `--driver` points elsewhere). The server runs with
+`LOG_LEVEL=warn` and rate limits off, in a throwaway database that is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.harness import free_port, server_env  # noqa: E402
+from tests.fixtures import pg  # noqa: E402
+
+DEFAULT_DRIVER = ROOT.parent / "shared" / "bench" / "bench.py"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+
+
+def stack_pids() -> list[str]:
+    out = subprocess.run(["pgrep", "-x", "postgres|redis-server"], capture_output=True, text=True)
+    return out.stdout.split()
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("server did not become healthy")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--driver", type=Path, default=DEFAULT_DRIVER)
+    parser.add_argument("--scenarios", default="health,list,create,activate")
+    parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--activate-concurrency", default="1,4")
+    parser.add_argument("--duration", default="10")
+    parser.add_argument("--engine", default="auto")
+    parser.add_argument("--out-md")
+    parser.add_argument("--label", default="")
+    args = parser.parse_args()
+    if not args.driver.exists():
+        raise SystemExit(f"load driver not found at {args.driver} (use --driver)")
+
+    admin = pg.admin_dsn()
+    name = f"caracal_bench_{secrets.token_hex(3)}"
+    dsn = asyncio.run(pg.create_migrated_database(admin, name))
+    token = "cat_bench_" + secrets.token_hex(16)
+    streams_key = secrets.token_hex(32)
+    port = free_port()
+    env = server_env(
+        {
+            "DATABASE_URL": dsn,
+            "REDIS_URL": REDIS_URL,
+            "CARACAL_ADMIN_TOKEN": token,
+            "SECRET_STORE_KEK": secrets.token_hex(32),
+            "STREAMS_HMAC_KEY": streams_key,
+            "AUDIT_HMAC_KEY": secrets.token_hex(32),
+            "LOG_LEVEL": "warn",
+            "API_V1_RATE_LIMIT_PER_MIN": "0",
+            "POLICY_VALIDATE_RATE_LIMIT_PER_MIN": "0",
+            "PORT": str(port),
+        }
+    )
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as tmp:
+        token_file = Path(tmp) / "token"
+        token_file.write_text(token)
+        key_file = Path(tmp) / "streams.key"
+        key_file.write_text(streams_key)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "caracal_api", "serve"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_healthy(url, server)
+            command = [
+                sys.executable,
+                str(args.driver),
+                "--base-url",
+                url,
+                "--admin-token-file",
+                str(token_file),
+                "--redis-url",
+                REDIS_URL,
+                "--streams-hmac-key-file",
+                str(key_file),
+                "--server-pid",
+                str(server.pid),
+                "--stack-pid",
+                ",".join(stack_pids()),
+                "--scenarios",
+                args.scenarios,
+                "--concurrency",
+                args.concurrency,
+                "--activate-concurrency",
+                args.activate_concurrency,
+                "--duration",
+                args.duration,
+                "--engine",
+                args.engine,
+                "--label",
+                args.label or f"caracal-api {name}",
+            ]
+            if args.out_md:
+                command += ["--out-md", args.out_md]
+            return subprocess.run(command, check=False).returncode
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+            asyncio.run(pg.drop_database(admin, name))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from redis.exceptions import ResponseError
 from caracalai_admin import AdminClient
 from caracalai_admin.errors import AdminApiError
+from redis.exceptions import ResponseError
 
 from caracal_api.zone_events.shapes import AUDIT_EXPORT_FIELDS
 from tests.conftest import AUDIT_KEY, BOOTSTRAP_TOKEN, Api, assert_envelope

@@ -3,7 +3,7 @@ the Caracal load driver (health, list 100 resources, create resource, activation
 stream event). Prints the driver's table; never asserts on time.
 
     uv run python bench/http_bench.py [--scenarios health,list,create,activate]
-        [--concurrency 1,16,64] [--duration 10] [--out-md FILE]
+        [--concurrency 1,16,64] [--duration 10] [--processes N] [--out-md FILE]
 
 The driver is the stdlib-only `bench.py` shipped beside this repository
 (`../shared/bench/bench.py` by default; `--driver` points elsewhere). The server runs with
@@ -64,6 +64,7 @@ def main() -> int:
     parser.add_argument("--activate-concurrency", default="1,4")
     parser.add_argument("--duration", default="10")
     parser.add_argument("--engine", default="auto")
+    parser.add_argument("--processes", type=int, default=1, help="API_PROCESSES of the server")
     parser.add_argument("--out-md")
     parser.add_argument("--label", default="")
     args = parser.parse_args()
@@ -88,6 +89,7 @@ def main() -> int:
             "API_V1_RATE_LIMIT_PER_MIN": "0",
             "POLICY_VALIDATE_RATE_LIMIT_PER_MIN": "0",
             "PORT": str(port),
+            "API_PROCESSES": str(args.processes),
         }
     )
     url = f"http://127.0.0.1:{port}"

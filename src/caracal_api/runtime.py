@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from caracal_api.audit.chainer import ChainScheduler
+from caracal_api.auth.gates import zone_is_reserved
 from caracal_api.auth.ratelimit import RedisClock, WindowLimiter
 from caracal_api.auth.tokens import TokenVerifier
 from caracal_api.auth.ttlcache import TTLCache
@@ -107,8 +108,6 @@ class Runtime:
         cached = self.reserved_zones.get(zone_id)
         if cached is not None:
             return cached
-        from caracal_api.auth.gates import zone_is_reserved
-
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(

@@ -62,9 +62,13 @@ class TokenVerifier:
         default_factory=lambda: TTLCache(600.0, 4096)
     )
     _inflight: dict[bytes, asyncio.Future[Actor | None]] = field(default_factory=dict)
-    _touched: TTLCache[str, bool] = field(default_factory=lambda: TTLCache(60.0, 65536))
+    _touched: TTLCache[str, bool] = field(init=False)
     _background: set[asyncio.Task[None]] = field(default_factory=set)
     lookups: int = 0  # observable by tests: database lookups performed
+
+    def __post_init__(self) -> None:
+        # The in-process debounce used while Redis is unavailable (§6.6), same window.
+        self._touched = TTLCache(float(max(self.debounce_sec, 1)), 65536)
 
     async def verify(self, token: str) -> Actor | None:
         """The actor for a well-formed bearer token, or None when it does not authenticate.
@@ -163,11 +167,6 @@ class TokenVerifier:
         except Exception:
             if self._touched.get(token_id):
                 return False
-            self._touched = (
-                self._touched
-                if self._touched.ttl == self.debounce_sec
-                else TTLCache(float(self.debounce_sec), 65536)
-            )
             self._touched.put(token_id, True)
             return True
 

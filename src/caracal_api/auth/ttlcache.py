@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -36,8 +37,8 @@ class TTLCache(Generic[K, V]):
     def pop(self, key: K) -> None:
         self._data.pop(key, None)
 
-    def pop_where(self, predicate: object) -> None:
-        for key in [k for k in self._data if predicate(k)]:  # type: ignore[operator]
+    def pop_where(self, predicate: Callable[[K], bool]) -> None:
+        for key in [k for k in self._data if predicate(k)]:
             self._data.pop(key, None)
 
     def clear(self) -> None:

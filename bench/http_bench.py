@@ -54,6 +54,15 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60
     raise SystemExit("server did not become healthy")
 
 
+def start_profiler(out: str, pid: int) -> subprocess.Popen[bytes]:
+    """py-spy sampling the server (and its children) until interrupted; writes a flame graph."""
+    command = ["py-spy", "record", "--pid", str(pid), "--subprocesses", "--output", out]
+    command += ["--rate", "200", "--nonblocking"]
+    if not out.endswith(".svg"):
+        command += ["--format", "raw"]  # collapsed stacks, for flamegraph.pl or grep
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -67,6 +76,11 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=1, help="API_PROCESSES of the server")
     parser.add_argument("--out-md")
     parser.add_argument("--label", default="")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="record the server with py-spy (on PATH): FILE.svg flame graph, else collapsed stacks",
+    )
     args = parser.parse_args()
     if not args.driver.exists():
         raise SystemExit(f"load driver not found at {args.driver} (use --driver)")
@@ -136,7 +150,13 @@ def main() -> int:
             ]
             if args.out_md:
                 command += ["--out-md", args.out_md]
-            return subprocess.run(command, check=False).returncode
+            profiler = start_profiler(args.profile, server.pid) if args.profile else None
+            try:
+                return subprocess.run(command, check=False).returncode
+            finally:
+                if profiler is not None:
+                    profiler.send_signal(signal.SIGINT)
+                    profiler.wait(60)
         finally:
             server.send_signal(signal.SIGTERM)
             try:

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import uvloop
 from redis.asyncio import Redis
 
 from caracal_api import logs
@@ -106,7 +107,7 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from caracal_api.runtime import Runtime
     from caracal_api.server import DrainingServer, ProcessGroup, build_config, listen_socket
 
-    child = args.inherit_fd is not None
+    child = args.api_child_port is not None
     if args.no_workers and not child:
         require_shared_redis(settings, "serve --no-workers")
     if settings.api_processes > 1:
@@ -127,7 +128,8 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
                 f"REDIS_URL: another {PROG} serve already runs on {settings.data_dir} "
                 "with the in-process stream store; set REDIS_URL to run several"
             )
-    sock = listen_socket(settings.host, settings.port, args.inherit_fd)
+    port = settings.port if args.api_child_port is None else args.api_child_port
+    sock = listen_socket(settings.host, port, reuse_port=settings.api_processes > 1)
     redis, embedded_redis = open_redis(settings)
     runtime = Runtime.build(
         settings, dsn, redis, embedded_postgres=embedded_pg, embedded_redis=embedded_redis
@@ -139,7 +141,7 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             generated = await seed_bootstrap(runtime.engine, settings.admin_token)
             if generated is not None:
                 print_banner(generated)
-            group.spawn(settings.api_processes - 1, sock)
+            group.spawn(settings.api_processes - 1, sock.getsockname()[1])
         app = create_app(runtime)
         server = DrainingServer(
             build_config(app, settings.host, settings.port, settings.shutdown_grace_ms),
@@ -390,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP API (and the workers)")
     serve.add_argument("--no-workers", action="store_true", help="run the API alone")
     # Set by the parent of API_PROCESSES > 1 for its children: serve on this listening socket.
-    serve.add_argument("--inherit-fd", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--api-child-port", type=int, default=None, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve, requirement="serve")
 
     sub.add_parser("migrate", help="upgrade the database to the latest schema").set_defaults(
@@ -452,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_level)
     command: Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]] = args.func
     try:
-        return asyncio.run(command(settings, args))
+        # uvloop: socket I/O, which dominates the HTTP and driver work, in C.
+        return asyncio.run(command(settings, args), loop_factory=uvloop.new_event_loop)
     except Exit as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return exc.code

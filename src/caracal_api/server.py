@@ -82,39 +82,41 @@ def build_config(app: object, host: str, port: int, grace_ms: int) -> uvicorn.Co
     )
 
 
-def listen_socket(host: str, port: int, inherited_fd: int | None) -> socket.socket:
-    """The listening socket: inherited from the parent, or bound here."""
-    if inherited_fd is not None:
-        return socket.socket(fileno=inherited_fd)
+def listen_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """The listening socket of one API process.
+
+    With several API processes each binds its own socket with SO_REUSEPORT: the kernel then
+    spreads new connections evenly over the processes. (One shared socket does not: the
+    process that wakes first takes most connections of a small client pool.) Only multi-process
+    servers set it, so a second server started on a taken port still fails to bind.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto must say TCP: asyncio only sets TCP_NODELAY on accepted sockets whose proto is
     # IPPROTO_TCP, and without it every response waited ~40 ms on delayed ACKs.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(2048)
-    sock.set_inheritable(True)
     return sock
 
 
 class ProcessGroup:
-    """Extra API processes (API_PROCESSES > 1) sharing the parent's listening socket.
+    """Extra API processes (API_PROCESSES > 1), each listening on the parent's port.
 
-    The kernel spreads connections over every process accepting on the socket. Children run
-    the API only; the parent also runs the workers. Signals are forwarded, so SIGTERM drains
-    the whole group.
+    Children run the API only; the parent also runs the workers. Signals are forwarded, so
+    SIGTERM drains the whole group.
     """
 
     def __init__(self) -> None:
         self.children: list[subprocess.Popen[bytes]] = []
 
-    def spawn(self, count: int, sock: socket.socket) -> None:
-        fd = sock.fileno()
+    def spawn(self, count: int, port: int) -> None:
         for _ in range(count):
             self.children.append(
                 subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                    [sys.executable, "-m", "caracal_api", "serve", "--inherit-fd", str(fd)],
-                    pass_fds=(fd,),
+                    [sys.executable, "-m", "caracal_api", "serve", "--api-child-port", str(port)],
                     env=os.environ.copy(),
                 )
             )

@@ -43,24 +43,29 @@ async def external_dsn() -> AsyncIterator[str]:
     await pg.drop_database(admin, name)
 
 
-@pytest.fixture(scope="session")
-def external_server(
-    external_dsn: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    """`caracal-api serve` on the machine's PostgreSQL and Redis."""
-    workdir: Path = tmp_path_factory.mktemp("external")
-    env = server_env(
+def external_env(dsn: str, **extra: str) -> dict[str, str]:
+    """The environment of a server on the machine's PostgreSQL and Redis."""
+    return server_env(
         {
-            "DATABASE_URL": external_dsn,
+            "DATABASE_URL": dsn,
             "REDIS_URL": REDIS_URL,
             "CARACAL_ADMIN_TOKEN": E2E_TOKEN,
             "SECRET_STORE_KEK": E2E_KEK,
             "AUDIT_HMAC_KEY": secrets.token_hex(32),
             "STREAMS_HMAC_KEY": secrets.token_hex(32),
             "LOG_LEVEL": "warning",
+            **extra,
         }
     )
-    server = ServerProcess(env, workdir).start()
+
+
+@pytest.fixture(scope="session")
+def external_server(
+    external_dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """`caracal-api serve` on the machine's PostgreSQL and Redis."""
+    workdir: Path = tmp_path_factory.mktemp("external")
+    server = ServerProcess(external_env(external_dsn), workdir).start()
     try:
         server.wait_healthy()
         yield server

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,18 +14,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from caracal_api.audit.content import content_sha256, strip_nul
 from caracal_api.audit.summary import change_summary, entity_of, zone_of_path
 from caracal_api.auth.actor import Actor
+from caracal_api.kit import driver
 from caracal_api.kit.ids import uuid7
 
 log = logging.getLogger("caracal_api.audit")
 
 GLOBAL_CHAIN = "admin-audit::global"
 
-_INSERT = text(
-    "INSERT INTO admin_audit_events (id, request_id, actor_id, actor_name, actor_scope, action,"
-    " method, path, zone_id, entity_type, entity_id, status_code, payload_json, occurred_at,"
-    " content_sha256) VALUES (:id, :request_id, :actor_id, :actor_name, :actor_scope, :action,"
-    " :method, :path, :zone_id, :entity_type, :entity_id, :status_code,"
-    " CAST(:payload_json AS jsonb), :occurred_at, :content_sha256)"
+_COLUMNS = (
+    "id", "request_id", "actor_id", "actor_name", "actor_scope", "action", "method", "path",
+    "zone_id", "entity_type", "entity_id", "status_code", "payload_json", "occurred_at",
+    "content_sha256",
+)  # fmt: skip
+_INSERT = (
+    f"INSERT INTO admin_audit_events ({', '.join(_COLUMNS)}) VALUES"
+    f" ({', '.join(f'${i}' for i in range(1, len(_COLUMNS) + 1))})"
 )
 
 
@@ -91,12 +95,11 @@ def success_payload(facts: RequestFacts, body: Any) -> dict[str, Any]:
 
 
 async def insert(db: AsyncSession | AsyncConnection, record: dict[str, Any]) -> None:
-    import json
-
+    """Insert in `db`'s transaction, which `transaction_now` has begun (kit.driver)."""
     params = dict(record)
     payload = params["payload_json"]
     params["payload_json"] = None if payload is None else json.dumps(payload, ensure_ascii=False)
-    await db.execute(_INSERT, params)
+    await (await driver.of(db)).execute(_INSERT, *(params[column] for column in _COLUMNS))
 
 
 async def transaction_now(db: AsyncSession | AsyncConnection) -> datetime:

@@ -10,9 +10,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caracal_api.kit import driver
 from caracal_api.kit.ids import uuid7
 
 PayloadValue = str | int | bool | None
@@ -24,14 +24,11 @@ RESERVED_KEYS: Final = frozenset({"outbox_id", "_sig"})
 _INT_MIN: Final = -(2**63)
 _INT_MAX: Final = 2**63 - 1
 
-_INSERT_MANY = text(
-    """
+_INSERT_MANY = """
     INSERT INTO event_outbox (id, stream_name, payload_json, attempts, available_at, request_id)
-    SELECT t.id, t.stream_name, t.payload::jsonb, 0, now(), :request_id
-    FROM unnest(CAST(:ids AS text[]), CAST(:streams AS text[]), CAST(:payloads AS text[]))
-         AS t(id, stream_name, payload)
-    """
-)
+    SELECT t.id, t.stream_name, t.payload::jsonb, 0, now(), $4
+    FROM unnest($1::text[], $2::text[], $3::text[]) AS t(id, stream_name, payload)
+"""
 
 
 def validate_stream(stream: str) -> None:
@@ -124,8 +121,5 @@ async def record_many(
         payloads.append(encode_payload(payload))
         streams.append(stream)
         ids.append(uuid7())
-    await session.execute(
-        _INSERT_MANY,
-        {"ids": ids, "streams": streams, "payloads": payloads, "request_id": request_id},
-    )
+    await (await driver.of(session)).execute(_INSERT_MANY, ids, streams, payloads, request_id)
     return ids

@@ -18,6 +18,7 @@ from caracal_api.audit import records
 from caracal_api.auth.actor import Actor
 from caracal_api.kit import jsonio
 from caracal_api.kit.query import QueryReader
+from caracal_api.kit.rawread import RawReader, raw_reader
 from caracal_api.kit.schemas import validate_body
 from caracal_api.kit.uow import WriteContext, run_in_transaction
 
@@ -168,6 +169,12 @@ class Call:
         """A session for read-only work; closed before the response starts."""
         async with self.runtime.sessionmaker() as session:
             yield session
+
+    @asynccontextmanager
+    async def raw_read(self) -> AsyncIterator[RawReader]:
+        """One-statement reads on the driver connection, no transaction (hot list routes)."""
+        async with raw_reader(self.runtime.engine) as reader:
+            yield reader
 
     def respond(
         self, data: Any, status_code: int = 200, headers: dict[str, str] | None = None

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import ExceptionContext
@@ -117,21 +118,35 @@ def constraint_name(exc: BaseException) -> str | None:
 
 
 def is_retryable(exc: BaseException) -> bool:
+    """Serialization failure or deadlock, from SQLAlchemy or straight from the driver."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return exc.sqlstate in RETRYABLE_SQLSTATES
     return isinstance(exc, sa_exc.DBAPIError) and sqlstate(exc) in RETRYABLE_SQLSTATES
+
+
+def driver_is_unavailable(exc: BaseException) -> bool:
+    """A raw asyncpg failure (no SQLAlchemy wrapper) that means the server is out of reach."""
+    if isinstance(exc, asyncpg.PostgresConnectionError):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        return exc.sqlstate in _UNAVAILABLE_SQLSTATES
+    return isinstance(exc, asyncpg.InterfaceError | ConnectionError | OSError)
 
 
 def unavailable_error(exc: BaseException) -> CaracalError | None:
     """DatabaseUnavailable for connection, pool and timeout failures; None otherwise."""
+    if driver_is_unavailable(exc):
+        return DatabaseUnavailable()
     if isinstance(exc, sa_exc.TimeoutError):
         return DatabaseUnavailable("No database connection became free in time; retry later.")
     if isinstance(exc, ConnectionError | OSError | asyncio.TimeoutError):
         return DatabaseUnavailable()
+    if is_retryable(exc):
+        # Still conflicting after the runner's retries: contention, not a client error.
+        return DatabaseUnavailable(
+            "The change kept conflicting with concurrent changes; retry later."
+        )
     if isinstance(exc, sa_exc.DBAPIError):
-        if is_retryable(exc):
-            # Still conflicting after the runner's retries: contention, not a client error.
-            return DatabaseUnavailable(
-                "The change kept conflicting with concurrent changes; retry later."
-            )
         if exc.connection_invalidated or sqlstate(exc) in _UNAVAILABLE_SQLSTATES:
             return DatabaseUnavailable()
         driver = _driver_error(exc)

@@ -27,8 +27,10 @@ class PageParams:
     cursor: Cursor | None
 
 
-def encode_cursor(ts: datetime, row_id: str) -> str:
-    payload = json.dumps({"ts": format_ts(ts), "id": row_id}, separators=(",", ":"))
+def encode_cursor(ts: datetime | str, row_id: str) -> str:
+    """`ts` is the row's timestamp, or its wire text when the database rendered it."""
+    text = ts if isinstance(ts, str) else format_ts(ts)
+    payload = json.dumps({"ts": text, "id": row_id}, separators=(",", ":"))
     return base64.urlsafe_b64encode(payload.encode()).rstrip(b"=").decode()
 
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import asyncpg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -70,8 +71,10 @@ async def run_in_transaction(
         ctx = make_context()
         try:
             async with sessionmaker() as session, session.begin():
-                result = await fn(session, ctx, *args)
+                # First: it begins the transaction that driver statements (kit.driver) join;
+                # now() is the transaction's start time whenever it is read.
                 occurred_at = await records.transaction_now(session)
+                result = await fn(session, ctx, *args)
                 record = records.build_record(
                     ctx.facts,
                     status_code=status_code,
@@ -82,7 +85,7 @@ async def run_in_transaction(
                 )
                 await ctx.insert_audit(session, record)
             return result, ctx
-        except DBAPIError as exc:
+        except (DBAPIError, asyncpg.PostgresError) as exc:
             if attempt >= MAX_ATTEMPTS or not is_retryable(exc):
                 raise
             await asyncio.sleep(_backoff(attempt))

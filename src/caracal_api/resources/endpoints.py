@@ -5,14 +5,15 @@ from __future__ import annotations
 from fastapi import Depends
 from starlette.responses import Response
 
+from caracal_api.kit import wirejson
 from caracal_api.kit.call import Call, get_call
-from caracal_api.kit.pagination import page, page_params
+from caracal_api.kit.pagination import page_params
 from caracal_api.kit.patch import changes_of
 from caracal_api.kit.routing import CaracalRouter
 from caracal_api.resources import service
 from caracal_api.resources.schemas import Resource, ResourceCreate, ResourceList, ResourceUpdate
 from caracal_api.resources.service import INVALID_RESOURCE
-from caracal_api.zones.service import require_zone
+from caracal_api.zones.service import require_live_zone
 
 router = CaracalRouter(tags=["resources"])
 
@@ -24,30 +25,28 @@ async def list_resources(call: Call = Depends(get_call)) -> Response:
     """List the zone's active (default) or archived resources."""
     status = call.query.enum("status", ("active", "archived"), "active")
     params = page_params(call.query)
-    async with call.read() as session:
-        rows = await service.list_resources(
-            session, call.actor, call.path["zoneId"], status == "archived", params.limit,
+    async with call.raw_read() as db:
+        rows = await service.list_documents(
+            db, call.actor, call.path["zoneId"], status == "archived", params.limit,
             params.cursor,
         )  # fmt: skip
-    return call.respond(page([service.resource_out(r) for r in rows], rows, params.limit))
+    return call.respond(wirejson.page(rows, params.limit))
 
 
 @router.get(BASE + "/{id}", auth="R", response_model=Resource)
 async def get_resource(call: Call = Depends(get_call)) -> Response:
     """Read a live resource."""
-    async with call.read() as session:
-        row = await service.require_resource(
-            session, call.actor, call.path["zoneId"], call.path["id"]
-        )
-    return call.respond(service.resource_out(row))
+    async with call.raw_read() as db:
+        doc = await service.require_document(db, call.actor, call.path["zoneId"], call.path["id"])
+    return call.respond(doc)
 
 
 @router.post(BASE, auth="W", status_code=201, body=ResourceCreate, response_model=Resource)
 async def create_resource(call: Call = Depends(get_call)) -> Response:
     """Create a resource (identifier generated from the name unless given)."""
     zone_id = call.path["zoneId"]
-    async with call.read() as session:
-        await require_zone(session, zone_id)
+    async with call.raw_read() as db:
+        await require_live_zone(db, zone_id)
     payload = call.body(ResourceCreate, code=INVALID_RESOURCE)
     service.check_create_body(payload)
     quota = call.runtime.settings.api_max_resources_per_zone

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Row, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caracal_api.kit import driver
 from caracal_api.kit.db import constraint_name
 from caracal_api.kit.pagination import Cursor
+from caracal_api.kit.rawread import RawReader
+from caracal_api.kit.wirejson import ts
 from caracal_api.resources.errors import ResourceIdentifierConflict
 from caracal_api.resources.identifiers import CONTROL_IDENTIFIER
 
@@ -22,30 +25,50 @@ COLUMNS = (
 )
 IDENTIFIER_INDEX = "resources_zone_id_identifier_key"
 
+# The wire form of a resource (service.resource_out), rendered by PostgreSQL; selected with
+# the rendered created_at and the id for the page cursor, and the identifier.
+_DOCUMENT = (
+    "SELECT row_to_json(d)::text, d.created_at, d.id, d.identifier"
+    " FROM resources t CROSS JOIN LATERAL"
+    " (SELECT t.id, t.zone_id, t.name, t.identifier, t.upstream_url,"
+    " coalesce(t.scopes, '{}') AS scopes, t.credential_provider_id,"
+    " coalesce(t.operations, '[]') AS operations, t.operation_enforcement, t.created_by,"
+    " t.created_via_operator, t.updated_by, t.updated_via_operator,"
+    f" {ts('t.created_at')} AS created_at, {ts('t.updated_at')} AS updated_at,"
+    f" {ts('t.archived_at')} AS archived_at) d"
+)
+
 
 def _conflict(exc: IntegrityError) -> bool:
     return constraint_name(exc) == IDENTIFIER_INDEX
 
 
-async def list_resources(
-    session: AsyncSession,
+async def list_documents(
+    db: RawReader,
     zone_id: str,
     archived: bool,
     include_control: bool,
     limit: int,
     cursor: Cursor | None,
-) -> Sequence[Row[Any]]:
+) -> list[Any]:
+    """A page of (document, created_at text, id), newest first."""
     state = "IS NOT NULL" if archived else "IS NULL"
-    after = " AND (created_at, id) < (:ts, :cid)" if cursor else ""
-    control = "" if include_control else " AND identifier <> :control"
-    stmt = text(
-        f"SELECT {COLUMNS} FROM resources WHERE zone_id = :zone AND archived_at {state}"
-        f"{control}{after} ORDER BY created_at DESC, id DESC LIMIT :limit"
-    )
-    params: dict[str, Any] = {"zone": zone_id, "limit": limit, "control": CONTROL_IDENTIFIER}
+    args: list[Any] = [zone_id, limit]
+    where = f"t.zone_id = $1 AND t.archived_at {state}"
+    if not include_control:
+        args.append(CONTROL_IDENTIFIER)
+        where += f" AND t.identifier <> ${len(args)}"
     if cursor:
-        params.update(ts=cursor.ts, cid=cursor.id)
-    return (await session.execute(stmt, params)).all()
+        args += [cursor.ts, cursor.id]
+        where += f" AND (t.created_at, t.id) < (${len(args) - 1}, ${len(args)})"
+    sql = f"{_DOCUMENT} WHERE {where} ORDER BY t.created_at DESC, t.id DESC LIMIT $2"
+    return await db.fetch(sql, *args)
+
+
+async def get_live_document(db: RawReader, zone_id: str, resource_id: str) -> Any | None:
+    """(document, created_at text, id, identifier) of a live resource."""
+    sql = f"{_DOCUMENT} WHERE t.id = $1 AND t.zone_id = $2 AND t.archived_at IS NULL"
+    return await db.fetchrow(sql, resource_id, zone_id)
 
 
 async def get_live(
@@ -60,55 +83,54 @@ async def get_live(
 
 
 async def provider_is_live(session: AsyncSession, zone_id: str, provider_id: str) -> bool:
-    stmt = text(
-        "SELECT 1 FROM providers WHERE id = :id AND zone_id = :zone AND archived_at IS NULL"
-    )
-    return (await session.execute(stmt, {"id": provider_id, "zone": zone_id})).first() is not None
+    sql = "SELECT 1 FROM providers WHERE id = $1 AND zone_id = $2 AND archived_at IS NULL"
+    return await (await driver.of(session)).fetchval(sql, provider_id, zone_id) is not None
 
 
 async def count_live(session: AsyncSession, zone_id: str) -> int:
-    stmt = text("SELECT count(*) FROM resources WHERE zone_id = :zone AND archived_at IS NULL")
-    return int((await session.execute(stmt, {"zone": zone_id})).scalar_one())
+    sql = "SELECT count(*) FROM resources WHERE zone_id = $1 AND archived_at IS NULL"
+    return int(await (await driver.of(session)).fetchval(sql, zone_id))
 
 
 async def lock_identifier_base(session: AsyncSession, zone_id: str, base: str) -> None:
-    await session.execute(
-        text(
-            "SELECT pg_advisory_xact_lock("
-            "hashtext('resource-identifier:' || :zone || ':' || :base))"
-        ),
-        {"zone": zone_id, "base": base},
-    )
+    sql = "SELECT pg_advisory_xact_lock(hashtext('resource-identifier:' || $1 || ':' || $2))"
+    await (await driver.of(session)).execute(sql, zone_id, base)
 
 
 async def taken_identifiers(session: AsyncSession, zone_id: str, base: str) -> set[str]:
     """Identifiers of every resource of the zone (archived included) starting with base."""
-    stmt = text(
-        "SELECT identifier FROM resources WHERE zone_id = :zone"
-        " AND (identifier = :base OR starts_with(identifier, :prefix))"
+    sql = (
+        "SELECT identifier FROM resources WHERE zone_id = $1"
+        " AND (identifier = $2 OR starts_with(identifier, $3))"
     )
-    rows = await session.execute(stmt, {"zone": zone_id, "base": base, "prefix": f"{base}-"})
-    return {row.identifier for row in rows}
+    rows = await (await driver.of(session)).fetch(sql, zone_id, base, f"{base}-")
+    return {row[0] for row in rows}
 
 
-async def insert(session: AsyncSession, values: dict[str, Any]) -> Row[Any]:
-    """Insert in a savepoint; 409 resource_identifier_conflict on the identifier index."""
-    stmt = text(
-        "INSERT INTO resources (id, zone_id, name, identifier, upstream_url, scopes,"
-        " credential_provider_id, operations, operation_enforcement, created_by,"
-        " created_via_operator, created_at, updated_at) VALUES (:id, :zone_id, :name,"
-        " :identifier, :upstream_url, CAST(:scopes AS text[]), :credential_provider_id,"
-        " CAST(:operations AS jsonb), :operation_enforcement, :created_by, :via, now(), now())"
-        f" RETURNING {COLUMNS}"
-    )
+_INSERT_COLUMNS = (
+    "id", "zone_id", "name", "identifier", "upstream_url", "scopes", "credential_provider_id",
+    "operations", "operation_enforcement", "created_by", "via",
+)  # fmt: skip
+_INSERT = (
+    "INSERT INTO resources (id, zone_id, name, identifier, upstream_url, scopes,"
+    " credential_provider_id, operations, operation_enforcement, created_by,"
+    " created_via_operator, created_at, updated_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now(), now())"
+    # A taken identifier inserts nothing (no error, so no savepoint is needed to go on).
+    " ON CONFLICT (zone_id, identifier) WHERE archived_at IS NULL DO NOTHING"
+    f" RETURNING {COLUMNS}"
+)
+
+
+async def insert(session: AsyncSession, values: dict[str, Any]) -> Mapping[str, Any]:
+    """Insert the resource; 409 resource_identifier_conflict when the identifier is live."""
     params = {**values, "operations": json.dumps(values["operations"], ensure_ascii=False)}
-    try:
-        async with session.begin_nested():
-            return (await session.execute(stmt, params)).one()
-    except IntegrityError as exc:
-        if _conflict(exc):
-            raise ResourceIdentifierConflict() from None
-        raise
+    row = await (await driver.of(session)).fetchrow(
+        _INSERT, *(params[column] for column in _INSERT_COLUMNS)
+    )
+    if row is None:
+        raise ResourceIdentifierConflict()
+    return row
 
 
 async def update(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Row
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caracal_api.auth.actor import Actor
@@ -13,8 +13,10 @@ from caracal_api.errors import ReservedNamespace, ValidationFailed, issue
 from caracal_api.kit.call import via_operator
 from caracal_api.kit.ids import uuid7
 from caracal_api.kit.pagination import Cursor
+from caracal_api.kit.rawread import RawReader
 from caracal_api.kit.timefmt import format_ts, format_ts_or_none
 from caracal_api.kit.uow import WriteContext
+from caracal_api.kit.wirejson import document
 from caracal_api.providers import repository as provider_repo
 from caracal_api.providers.errors import ProviderNotFound
 from caracal_api.resources import identifiers as ids
@@ -34,24 +36,25 @@ INVALID_RESOURCE = "invalid_resource"
 IDENTIFIER_ATTEMPTS = 3
 
 
-def resource_out(row: Row[Any]) -> dict[str, Any]:
+def resource_out(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """The wire form (list and get render the same in SQL: repository._DOCUMENT)."""
     return {
-        "id": row.id,
-        "zone_id": row.zone_id,
-        "name": row.name,
-        "identifier": row.identifier,
-        "upstream_url": row.upstream_url,
-        "scopes": list(row.scopes or []),
-        "credential_provider_id": row.credential_provider_id,
-        "operations": [dict(op) for op in row.operations or []],
-        "operation_enforcement": row.operation_enforcement,
-        "created_by": row.created_by,
-        "created_via_operator": row.created_via_operator,
-        "updated_by": row.updated_by,
-        "updated_via_operator": row.updated_via_operator,
-        "created_at": format_ts(row.created_at),
-        "updated_at": format_ts(row.updated_at),
-        "archived_at": format_ts_or_none(row.archived_at),
+        "id": row["id"],
+        "zone_id": row["zone_id"],
+        "name": row["name"],
+        "identifier": row["identifier"],
+        "upstream_url": row["upstream_url"],
+        "scopes": list(row["scopes"] or []),
+        "credential_provider_id": row["credential_provider_id"],
+        "operations": [dict(op) for op in row["operations"] or []],
+        "operation_enforcement": row["operation_enforcement"],
+        "created_by": row["created_by"],
+        "created_via_operator": row["created_via_operator"],
+        "updated_by": row["updated_by"],
+        "updated_via_operator": row["updated_via_operator"],
+        "created_at": format_ts(row["created_at"]),
+        "updated_at": format_ts(row["updated_at"]),
+        "archived_at": format_ts_or_none(row["archived_at"]),
     }
 
 
@@ -87,24 +90,20 @@ def _routing(provider_id: str | None, upstream_url: str | None) -> None:
 # --- reads ---------------------------------------------------------------------------------
 
 
-async def list_resources(
-    session: AsyncSession,
-    actor: Actor,
-    zone_id: str,
-    archived: bool,
-    limit: int,
-    cursor: Cursor | None,
-) -> Sequence[Row[Any]]:
-    return await repo.list_resources(session, zone_id, archived, actor.is_global, limit, cursor)
+async def list_documents(
+    db: RawReader, actor: Actor, zone_id: str, archived: bool, limit: int, cursor: Cursor | None
+) -> list[Any]:
+    """Rows of (wire document, created_at text, id) for kit.wirejson.page."""
+    return await repo.list_documents(db, zone_id, archived, actor.is_global, limit, cursor)
 
 
-async def require_resource(
-    session: AsyncSession, actor: Actor, zone_id: str, resource_id: str
-) -> Row[Any]:
-    row = await repo.get_live(session, zone_id, resource_id)
-    if row is None or (ids.is_control(row.identifier) and not actor.is_global):
+async def require_document(
+    db: RawReader, actor: Actor, zone_id: str, resource_id: str
+) -> orjson.Fragment:
+    row = await repo.get_live_document(db, zone_id, resource_id)
+    if row is None or (ids.is_control(row[3]) and not actor.is_global):
         raise ResourceNotFound()
-    return row
+    return document(row[0])
 
 
 # --- writes --------------------------------------------------------------------------------
@@ -207,7 +206,7 @@ async def update_resource(
     row = await repo.update(session, zone_id, resource_id, changes, ctx.actor_label, via)
     if row is None:
         raise ResourceNotFound()
-    return resource_out(row)
+    return resource_out(row._mapping)
 
 
 async def delete_resource(

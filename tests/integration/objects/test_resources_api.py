@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pytest
 
+from caracal_api.kit.pagination import encode_cursor
 from tests.conftest import Api, AppFactory, assert_envelope
 from tests.integration.objects.conftest import sql
 
@@ -284,3 +286,48 @@ async def test_paging_each_row_once(api: Api) -> None:
     assert len(seen) == 5
     rows = await sql(api, "SELECT count(*) FROM resources WHERE zone_id = :z", z=zone["id"])
     assert rows[0][0] == 5
+
+
+async def test_database_rendering_matches_python_rendering(api: Api) -> None:
+    """List and get render in PostgreSQL (kit.wirejson); create and PATCH in Python."""
+    zone, pid = await setup(api)
+    ops = [{"method": "POST", "path": "/items/{id}", "scope": "inventory:write"}]
+    created = [
+        await create(api, zone, body(pid, name='Ünï "quoted" \\ back\tslash', operations=ops)),
+        await create(api, zone, body(pid, name="plain", scopes=["a:b"])),
+        await create(api, zone, body(pid, name="emoji 🦊", identifier="urn:x:y")),
+    ]
+    patched = await api.patch(f"{base(zone)}/{created[1]['id']}", json={"name": "renamed\n"})
+    assert patched.status_code == 200, patched.text
+    created[1] = patched.json()
+    listed = (await api.get(base(zone))).json()["items"]
+    assert [item["id"] for item in listed] == [c["id"] for c in reversed(created)]
+    for item, python_rendered in zip(listed, reversed(created), strict=True):
+        assert list(item) == ROW_KEYS
+        assert item == python_rendered
+        got = (await api.get(f"{base(zone)}/{item['id']}")).json()
+        assert list(got) == ROW_KEYS
+        assert got == python_rendered
+    archived = created[2]
+    assert (await api.delete(f"{base(zone)}/{archived['id']}")).status_code == 204
+    [gone] = (await api.get(base(zone) + "?status=archived")).json()["items"]
+    assert gone["archived_at"] is not None
+    assert gone["archived_at"].endswith("Z")
+    assert gone["archived_at"] == gone["updated_at"]
+    changed = {"archived_at", "updated_at", "updated_by"}
+    assert {k: v for k, v in gone.items() if k not in changed} == {
+        k: v for k, v in archived.items() if k not in changed
+    }
+
+
+async def test_database_cursor_is_the_python_cursor(api: Api) -> None:
+    zone, pid = await setup(api)
+    for i in range(3):
+        await create(api, zone, body(pid, name=f"c{i}"))
+    first = (await api.get(base(zone) + "?limit=2")).json()
+    last = first["items"][-1]
+    ts = datetime.fromisoformat(last["created_at"].replace("Z", "+00:00"))
+    assert first["next_cursor"] == encode_cursor(ts, last["id"])
+    rest = (await api.get(base(zone) + f"?limit=2&cursor={first['next_cursor']}")).json()
+    assert len(rest["items"]) == 1
+    assert rest["next_cursor"] is None

@@ -1,0 +1,34 @@
+"""The asyncpg connection under a unit of work's transaction, for hot statements.
+
+Through SQLAlchemy a text statement costs about four times what the driver needs (statement
+construction, cache key, compile, result wrapping): ~0.4–0.5 ms against ~0.12 ms on the
+development machine. Hot write paths (audit record, outbox row, resource create, policy
+activation) therefore send their SQL on the driver connection, inside the same transaction.
+
+SQLAlchemy sends BEGIN lazily, with a session's first statement; a driver statement before
+that would run outside the transaction. The unit of work's first statement is SQLAlchemy's
+(`SELECT now()`, the audit time), and `of` begins the transaction itself when nothing has
+(and refuses an autocommit connection). Driver errors are not wrapped by SQLAlchemy: kit.db
+and kit.uow recognise both forms.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+
+class NotInTransaction(RuntimeError):
+    """A driver statement was about to run outside the unit of work's transaction."""
+
+
+async def of(db: AsyncSession | AsyncConnection) -> asyncpg.Connection:
+    """The driver connection of `db`, which must already be inside its transaction."""
+    conn = await db.connection() if isinstance(db, AsyncSession) else db
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    if not driver.is_in_transaction():
+        await conn.exec_driver_sql("SELECT 1")  # SQLAlchemy sends its BEGIN first
+        if not driver.is_in_transaction():
+            raise NotInTransaction("driver statements need a transaction (autocommit connection)")
+    return driver

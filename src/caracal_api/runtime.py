@@ -91,6 +91,13 @@ class Runtime:
             embedded_redis=embedded_redis,
         )
 
+    def wake_dispatcher(self) -> None:
+        """After a commit that wrote outbox rows: the in-process dispatcher (if this process
+        runs one) starts its claim now instead of when the NOTIFY arrives."""
+        dispatcher = self.services.get("dispatcher")
+        if dispatcher is not None:
+            dispatcher.wake()
+
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run a background task whose failure is logged, never lost."""
         task = asyncio.create_task(coro)

@@ -96,6 +96,9 @@ async def unchained_keys(engine: AsyncEngine) -> list[str]:
     return [row.zone_id if row.zone_id is not None else GLOBAL_CHAIN for row in rows]
 
 
+CHAIN_DELAY_SEC = 0.02
+
+
 class ChainScheduler:
     """Coalesces chain requests per key and runs them in the background."""
 
@@ -114,6 +117,9 @@ class ChainScheduler:
 
     async def _run(self, key: str) -> None:
         try:
+            # Let the response and the outbox dispatch of the change go first, and let the
+            # records of a burst gather: chaining is not on any client's path.
+            await asyncio.sleep(CHAIN_DELAY_SEC)
             while True:
                 self._again.discard(key)
                 try:

@@ -102,5 +102,8 @@ async def insert(db: AsyncSession | AsyncConnection, record: dict[str, Any]) -> 
     await (await driver.of(db)).execute(_INSERT, *(params[column] for column in _COLUMNS))
 
 
+_NOW = text("SELECT now()")
+
+
 async def transaction_now(db: AsyncSession | AsyncConnection) -> datetime:
-    return (await db.execute(text("SELECT now()"))).scalar_one()
+    return (await db.execute(_NOW)).scalar_one()

@@ -26,13 +26,13 @@ from typing import Any, Final
 import asyncpg
 from redis import exceptions as redis_exc
 from redis.asyncio import Redis
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from caracal_api import metrics
 from caracal_api.config import Settings
 from caracal_api.events import publish, signing, sql
 from caracal_api.kit.db import asyncpg_dsn
+from caracal_api.kit.rawread import RawSQL, raw_transaction
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ _LISTEN_CHECK_SEC: Final = 10.0
 _REDIS_BACKOFF_START: Final = 0.5
 _REDIS_BACKOFF_MAX: Final = 10.0
 
-_ASYNC_COMMIT: Final = text("SET LOCAL synchronous_commit TO off")
 
 # Error replies that mean "Redis cannot take writes right now", not "this row is poison".
 _INFRA_REPLIES: Final = (redis_exc.ConnectionError, redis_exc.TimeoutError, redis_exc.ReadOnlyError)
@@ -261,7 +260,7 @@ class Dispatcher:
         metrics.OUTBOX_BATCH_DURATION.observe(time.perf_counter() - started)
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
+    async def _write(self) -> AsyncIterator[RawSQL]:
         """A short transaction for one dispatcher statement, committed asynchronously.
 
         Waiting for the WAL flush of claims and marks took ~16 of the ~30 ms of a cycle
@@ -271,21 +270,14 @@ class Dispatcher:
         after the lease; a lost mark re-publishes the row with the same outbox_id, which
         at-least-once delivery allows. Request transactions keep synchronous commits.
         """
-        async with self._engine.begin() as conn:
-            await conn.execute(_ASYNC_COMMIT)
-            yield conn
+        async with raw_transaction(self._engine, async_commit=True) as db:
+            yield db
 
     async def _claim(self) -> list[Claimed]:
-        async with self._write() as conn:
-            result = await conn.execute(
-                sql.CLAIM,
-                {
-                    "batch": self._batch,
-                    "lock_sec": float(self.settings.outbox_lock_sec),
-                    "worker_id": self.worker_id,
-                },
-            )
-            return [Claimed(r[0], r[1], r[2], r[3], r[4]) for r in result.all()]
+        lease = float(self.settings.outbox_lock_sec)
+        async with self._write() as db:
+            rows = await db.fetch(sql.CLAIM, self._batch, lease, self.worker_id)
+            return [Claimed(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     async def _publish(self, rows: list[Claimed]) -> list[Any]:
         """One pipelined round trip; one reply (entry id or error) per row, in order."""
@@ -321,15 +313,13 @@ class Dispatcher:
             log.warning("outbox publish failed: redis unavailable", extra={"error": error})
         self.stats.released += len(rows)
         try:
-            async with self._write() as conn:
-                await conn.execute(
+            async with self._write() as db:
+                await db.execute(
                     sql.RELEASE,
-                    {
-                        "ids": [r.id for r in rows],
-                        "attempts": [r.attempts for r in rows],
-                        "error": error[:_ERROR_TEXT_MAX],
-                        "worker_id": self.worker_id,
-                    },
+                    [r.id for r in rows],
+                    [r.attempts for r in rows],
+                    error[:_ERROR_TEXT_MAX],
+                    self.worker_id,
                 )
         except Exception:
             # The lease expires after OUTBOX_LOCK_SEC and the rows are claimed again.
@@ -352,30 +342,27 @@ class Dispatcher:
                 ok_ids.append(row.id)
                 ok_attempts.append(row.attempts)
         try:
-            async with self._write() as conn:
+            async with self._write() as db:
                 if ok_ids:
                     self.stats.mark_statements += 1
-                    result = await conn.execute(
-                        sql.MARK_DISPATCHED,
-                        {"ids": ok_ids, "attempts": ok_attempts, "worker_id": self.worker_id},
+                    marked = await db.fetch(
+                        sql.MARK_DISPATCHED, ok_ids, ok_attempts, self.worker_id
                     )
-                    for marked_id, latency in result.all():
+                    for marked_id, latency in marked:
                         self.stats.published += 1
                         metrics.OUTBOX_PUBLISHED.labels(stream=streams[marked_id]).inc()
                         metrics.OUTBOX_PUBLISH_LATENCY.observe(max(0.0, float(latency)))
                 if bad_ids:
                     self.stats.mark_statements += 1
-                    result = await conn.execute(
+                    failed = await db.fetch(
                         sql.MARK_FAILED,
-                        {
-                            "ids": bad_ids,
-                            "attempts": bad_attempts,
-                            "errors": bad_errors,
-                            "max_attempts": self.settings.outbox_max_attempts,
-                            "worker_id": self.worker_id,
-                        },
+                        bad_ids,
+                        bad_attempts,
+                        bad_errors,
+                        self.settings.outbox_max_attempts,
+                        self.worker_id,
                     )
-                    for _failed_id, stream, dead in result.all():
+                    for _failed_id, stream, dead in failed:
                         self.stats.failed += 1
                         if dead:
                             self.stats.dead += 1

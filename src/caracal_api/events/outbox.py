@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caracal_api.kit import driver
 from caracal_api.kit.ids import uuid7
+from caracal_api.kit.uow import OUTBOX_WRITTEN
 
 PayloadValue = str | int | bool | None
 Payload = Mapping[str, PayloadValue]
@@ -122,4 +123,5 @@ async def record_many(
         streams.append(stream)
         ids.append(uuid7())
     await (await driver.of(session)).execute(_INSERT_MANY, ids, streams, payloads, request_id)
+    session.info[OUTBOX_WRITTEN] = True
     return ids

@@ -1,6 +1,8 @@
 """SQL of the dispatcher, retention, outbox health and requeue (events.md §2, §3, §7).
 
 Kept verbatim from the contract where it fixes the text; every statement binds its values.
+The dispatcher's four hot statements are driver SQL (`$n` parameters, kit.rawread); the
+rest are SQLAlchemy text.
 """
 
 from __future__ import annotations
@@ -9,68 +11,63 @@ from typing import Final
 
 from sqlalchemy import TextClause, text
 
-CLAIM: Final[TextClause] = text(
-    """
+# $1 batch, $2 lease seconds, $3 worker id
+CLAIM: Final[str] = """
     WITH c AS (
       SELECT id FROM event_outbox
       WHERE dispatched_at IS NULL
         AND available_at <= now()
         AND (locked_until IS NULL OR locked_until < now())
       ORDER BY available_at, created_at, id
-      LIMIT :batch
+      LIMIT $1
       FOR UPDATE SKIP LOCKED)
     UPDATE event_outbox o
-    SET locked_until = now() + make_interval(secs => :lock_sec),
-        locked_by = :worker_id,
+    SET locked_until = now() + make_interval(secs => $2::float8),
+        locked_by = $3,
         attempts = o.attempts + 1
     FROM c WHERE o.id = c.id
     RETURNING o.id, o.stream_name, o.payload_json, o.attempts, o.created_at
-    """
-)
+"""
 
-MARK_DISPATCHED: Final[TextClause] = text(
-    """
+# $1 ids, $2 attempts, $3 worker id
+MARK_DISPATCHED: Final[str] = """
     UPDATE event_outbox o
     SET dispatched_at = now(), locked_until = NULL, last_error = NULL
-    FROM unnest(CAST(:ids AS text[]), CAST(:attempts AS int[])) AS t(id, attempts)
+    FROM unnest($1::text[], $2::int[]) AS t(id, attempts)
     WHERE o.id = t.id AND o.attempts = t.attempts
-      AND o.locked_by = :worker_id AND o.dispatched_at IS NULL
+      AND o.locked_by = $3 AND o.dispatched_at IS NULL
     RETURNING o.id, EXTRACT(EPOCH FROM o.dispatched_at - o.created_at) AS latency
-    """
-)
+"""
 
 # Per-row backoff: b = min(60, 2^min(attempts, 6)), d = floor(b + random() * 0.3 * b).
 # Dead rows get available_at = 'infinity'; the RETURNING compares in SQL so Python never
 # loads an infinite timestamp.
-MARK_FAILED: Final[TextClause] = text(
-    """
+# $1 ids, $2 attempts, $3 errors, $4 max attempts, $5 worker id
+MARK_FAILED: Final[str] = """
     UPDATE event_outbox o
     SET available_at = CASE
-          WHEN o.attempts >= :max_attempts THEN 'infinity'::timestamptz
+          WHEN o.attempts >= $4 THEN 'infinity'::timestamptz
           ELSE now() + make_interval(secs => floor(
                  least(60, power(2, least(o.attempts, 6)))
                  + random() * 0.3 * least(60, power(2, least(o.attempts, 6)))))
         END,
         locked_until = NULL,
         last_error = t.err
-    FROM unnest(CAST(:ids AS text[]), CAST(:attempts AS int[]), CAST(:errors AS text[]))
-         AS t(id, attempts, err)
+    FROM unnest($1::text[], $2::int[], $3::text[]) AS t(id, attempts, err)
     WHERE o.id = t.id AND o.attempts = t.attempts
-      AND o.locked_by = :worker_id AND o.dispatched_at IS NULL
+      AND o.locked_by = $5 AND o.dispatched_at IS NULL
     RETURNING o.id, o.stream_name, o.available_at = 'infinity'::timestamptz AS dead
-    """
-)
+"""
 
 # Redis unreachable: the claim is undone, so an outage never counts toward dead.
-RELEASE: Final[TextClause] = text(
-    """
+# $1 ids, $2 attempts, $3 error text, $4 worker id
+RELEASE: Final[str] = """
     UPDATE event_outbox o
-    SET attempts = o.attempts - 1, locked_until = NULL, last_error = :error
-    FROM unnest(CAST(:ids AS text[]), CAST(:attempts AS int[])) AS t(id, attempts)
+    SET attempts = o.attempts - 1, locked_until = NULL, last_error = $3
+    FROM unnest($1::text[], $2::int[]) AS t(id, attempts)
     WHERE o.id = t.id AND o.attempts = t.attempts
-      AND o.locked_by = :worker_id AND o.dispatched_at IS NULL
-    """
-)
+      AND o.locked_by = $4 AND o.dispatched_at IS NULL
+"""
 
 RETENTION_DELETE: Final[TextClause] = text(
     """

@@ -18,7 +18,7 @@ from caracal_api.audit import records
 from caracal_api.auth.actor import Actor
 from caracal_api.kit import jsonio
 from caracal_api.kit.query import QueryReader
-from caracal_api.kit.rawread import RawReader, raw_reader
+from caracal_api.kit.rawread import RawSQL, raw_reader
 from caracal_api.kit.schemas import validate_body
 from caracal_api.kit.uow import WriteContext, run_in_transaction
 
@@ -153,6 +153,8 @@ class Call:
         self.state.audit_recorded = True
         for callback in ctx._after_commit:
             callback()
+        if ctx.wrote_outbox:
+            self.runtime.wake_dispatcher()
         self.runtime.chains.schedule(ctx.touched_chains)
         return result
 
@@ -171,7 +173,7 @@ class Call:
             yield session
 
     @asynccontextmanager
-    async def raw_read(self) -> AsyncIterator[RawReader]:
+    async def raw_read(self) -> AsyncIterator[RawSQL]:
         """One-statement reads on the driver connection, no transaction (hot list routes)."""
         async with raw_reader(self.runtime.engine) as reader:
             yield reader

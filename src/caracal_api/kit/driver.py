@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from caracal_api.kit.rawread import RawSQL
+
 
 class NotInTransaction(RuntimeError):
     """A driver statement was about to run outside the unit of work's transaction."""
@@ -32,3 +34,8 @@ async def of(db: AsyncSession | AsyncConnection) -> asyncpg.Connection:
         if not driver.is_in_transaction():
             raise NotInTransaction("driver statements need a transaction (autocommit connection)")
     return driver
+
+
+async def raw(db: AsyncSession | AsyncConnection) -> RawSQL:
+    """`of(db)` wrapped for repositories that take a RawSQL (the same as kit.rawread's)."""
+    return RawSQL(await of(db))

@@ -17,8 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from caracal_api.kit.db import driver_is_unavailable
 
 
-class RawReader:
-    """The pooled asyncpg connection, limited to reads; positional `$n` parameters."""
+class RawSQL:
+    """Statements on an asyncpg connection; positional `$n` parameters, Record rows.
+
+    Outside a transaction (`raw_reader`) each statement stands alone; inside a unit of work
+    (`kit.driver.raw`) statements join its transaction.
+    """
 
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._connection = connection
@@ -29,9 +33,15 @@ class RawReader:
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         return await self._connection.fetchrow(sql, *args)
 
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._connection.fetchval(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        return await self._connection.execute(sql, *args)
+
 
 @asynccontextmanager
-async def raw_reader(engine: AsyncEngine) -> AsyncIterator[RawReader]:
+async def raw_reader(engine: AsyncEngine) -> AsyncIterator[RawSQL]:
     """A pooled connection outside any transaction (autocommit: each statement stands alone).
 
     A connection that failed at the driver level is invalidated, so the pool replaces it
@@ -39,9 +49,30 @@ async def raw_reader(engine: AsyncEngine) -> AsyncIterator[RawReader]:
     """
     async with engine.connect() as conn:
         try:
-            yield RawReader(await _driver_connection(conn))
+            yield RawSQL(await _driver_connection(conn))
         except BaseException as exc:
             if driver_is_unavailable(exc):
+                await conn.invalidate(exc if isinstance(exc, Exception) else None)
+            raise
+
+
+@asynccontextmanager
+async def raw_transaction(engine: AsyncEngine, *, async_commit: bool) -> AsyncIterator[RawSQL]:
+    """A short transaction on a pooled driver connection (the dispatcher's statements).
+
+    `async_commit`: COMMIT does not wait for the WAL flush (SET LOCAL synchronous_commit).
+    asyncpg's transaction rolls back on any exception, cancellation included, so the
+    connection goes back to the pool idle; a driver-level failure invalidates it.
+    """
+    async with engine.connect() as conn:
+        connection = await _driver_connection(conn)
+        try:
+            async with connection.transaction():
+                if async_commit:
+                    await connection.execute("SET LOCAL synchronous_commit TO off")
+                yield RawSQL(connection)
+        except BaseException as exc:
+            if driver_is_unavailable(exc) or connection.is_in_transaction():
                 await conn.invalidate(exc if isinstance(exc, Exception) else None)
             raise
 

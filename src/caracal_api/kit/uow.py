@@ -20,6 +20,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 MAX_ATTEMPTS = 3
+# Set in a session's `info` by events.outbox when the transaction wrote outbox rows.
+OUTBOX_WRITTEN = "caracal.outbox_written"
 
 
 @dataclass
@@ -33,6 +35,7 @@ class WriteContext:
     facts: records.RequestFacts
     body: Any = None  # the decoded request body, for the change summary
     touched_chains: set[str] = field(default_factory=set)
+    wrote_outbox: bool = False
     _after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
@@ -84,6 +87,7 @@ async def run_in_transaction(
                     zone_id=audit_zone(result) if audit_zone else None,
                 )
                 await ctx.insert_audit(session, record)
+                ctx.wrote_outbox = bool(session.info.get(OUTBOX_WRITTEN))
             return result, ctx
         except (DBAPIError, asyncpg.PostgresError) as exc:
             if attempt >= MAX_ATTEMPTS or not is_retryable(exc):

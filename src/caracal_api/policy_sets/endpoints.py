@@ -81,7 +81,8 @@ async def create_policy_set_version(call: Call = Depends(get_call)) -> Response:
     ids = [entry.policy_version_id for entry in payload.manifest]
     async with call.read() as session:
         await service.require_live_set(session, zone_id, set_id)
-        checked = await check_manifest(session, zone_id, ids)
+    async with call.raw_read() as db:
+        checked = await check_manifest(db, zone_id, ids)
     await verify_locally(rego_engine(call.runtime), checked.modules)
     await verify_remotely(
         sts.client_of(call.runtime.settings), set_id, checked.modules, tolerate_unreachable=False
@@ -122,9 +123,10 @@ async def activate_policy_set(call: Call = Depends(get_call)) -> Response:
     """Make a version the zone's active policy and enqueue its invalidation event."""
     zone_id, set_id = call.path["zoneId"], call.path["id"]
     payload = call.body(ActivateBody, code=INVALID_BODY)
-    async with call.read() as session:
-        version = await service.version_of_live_set(session, zone_id, set_id, payload.version_id)
-        checked = await check_manifest(session, zone_id, service.manifest_ids(version))
+    async with call.raw_read() as db:
+        version = await service.version_of_live_set(db, zone_id, set_id, payload.version_id)
+        ids = service.manifest_ids(version["manifest_json"])
+        checked = await check_manifest(db, zone_id, ids)
     await verify_locally(rego_engine(call.runtime), checked.modules)
     await verify_remotely(
         sts.client_of(call.runtime.settings), set_id, checked.modules, tolerate_unreachable=True
@@ -161,10 +163,10 @@ async def simulate_policy_set(call: Call = Depends(get_call)) -> Response:
     """Dry-run a version: contract check, bundle build and (with input) a local decision."""
     zone_id, set_id = call.path["zoneId"], call.path["id"]
     payload = call.body(SimulateBody, code=INVALID_BODY)
-    async with call.read() as session:
-        version = await service.version_of_live_set(session, zone_id, set_id, payload.version_id)
-        ids = service.manifest_ids(version)
-        checked = await check_manifest(session, zone_id, ids)
+    async with call.raw_read() as db:
+        version = await service.version_of_live_set(db, zone_id, set_id, payload.version_id)
+        ids = service.manifest_ids(version["manifest_json"])
+        checked = await check_manifest(db, zone_id, ids)
     engine = rego_engine(call.runtime)
     await verify_locally(engine, checked.modules)
     result = await simulate(

@@ -8,9 +8,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from caracal_api.kit.rawread import RawSQL
 from caracal_api.policies.contract import BundleModule
 from caracal_api.policies.validation import check_schema_version, validate_static
 from caracal_api.policy_sets.errors import InvalidPolicyContract
@@ -27,6 +25,15 @@ def manifest_sha256(ids: Sequence[str]) -> str:
     """Lower-case hex SHA-256 of the compact manifest JSON, as the STS recomputes it."""
     compact = json.dumps(manifest_json(ids), separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(compact.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Version:
+    id: str
+    content: str
+    content_sha256: str
+    schema_version: str
+    zone_id: str
 
 
 @dataclass(frozen=True)
@@ -59,9 +66,7 @@ class _StaticVerdicts:
 _verdicts = _StaticVerdicts(_STATIC_CACHE_SIZE)
 
 
-async def check_manifest(
-    session: AsyncSession, zone_id: str, ids: Sequence[str]
-) -> CheckedManifest:
+async def check_manifest(db: RawSQL, zone_id: str, ids: Sequence[str]) -> CheckedManifest:
     """The eight rules of §5.2, in order; raises InvalidPolicyContract."""
     if not ids:
         raise InvalidPolicyContract("empty_manifest", "The manifest lists no policy version.")
@@ -73,12 +78,12 @@ async def check_manifest(
         raise InvalidPolicyContract(
             "duplicate_entries", "The manifest lists a policy version more than once."
         )
-    stmt = text(
+    sql = (
         "SELECT pv.id, pv.content, pv.content_sha256, pv.schema_version, p.zone_id"
         " FROM policy_versions pv JOIN policies p ON p.id = pv.policy_id"
-        " WHERE pv.id = ANY(:ids)"
+        " WHERE pv.id = ANY($1::text[])"
     )
-    rows = {row.id: row for row in await session.execute(stmt, {"ids": list(ids)})}
+    rows = {row["id"]: _Version(*row) for row in await db.fetch(sql, list(ids))}
     missing = [version_id for version_id in ids if version_id not in rows]
     if missing:
         raise InvalidPolicyContract(

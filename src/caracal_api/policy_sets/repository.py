@@ -6,12 +6,14 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from asyncpg import Record
 from sqlalchemy import Row, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caracal_api.kit.db import constraint_name
 from caracal_api.kit.pagination import Cursor
+from caracal_api.kit.rawread import RawSQL
 from caracal_api.policy_sets.errors import PolicySetNameConflict
 
 INVALIDATE_STREAM = "caracal.policy.invalidate"
@@ -85,22 +87,17 @@ async def lock_set(session: AsyncSession, set_id: str) -> None:
     await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:id))"), {"id": set_id})
 
 
-async def lock_activation(session: AsyncSession, zone_id: str) -> None:
+async def lock_activation(db: RawSQL, zone_id: str) -> None:
     """Serialises activations and set deletions of one zone (foundation §12)."""
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtext('policy-activation:' || :zone))"),
-        {"zone": zone_id},
-    )
+    await db.execute("SELECT pg_advisory_xact_lock(hashtext('policy-activation:' || $1))", zone_id)
 
 
-async def touch_set(session: AsyncSession, set_id: str, updated_by: str, via: bool) -> None:
-    await session.execute(
-        text(
-            "UPDATE policy_sets SET updated_by = :by, updated_via_operator = :via,"
-            " updated_at = now() WHERE id = :id"
-        ),
-        {"id": set_id, "by": updated_by, "via": via},
+async def touch_set(db: RawSQL, set_id: str, updated_by: str, via: bool) -> None:
+    sql = (
+        "UPDATE policy_sets SET updated_by = $2, updated_via_operator = $3, updated_at = now()"
+        " WHERE id = $1"
     )
+    await db.execute(sql, set_id, updated_by, via)
 
 
 async def archive_set(
@@ -163,48 +160,49 @@ async def get_version_in_zone(
 
 
 async def get_version_of_live_set(
-    session: AsyncSession, zone_id: str, set_id: str, version_id: str, *, lock: bool = False
-) -> Row[Any] | None:
+    db: RawSQL, zone_id: str, set_id: str, version_id: str, *, lock: bool = False
+) -> Record | None:
     """PS7/PS9: the version of this live set in this zone (`FOR UPDATE OF` the set)."""
     suffix = " FOR UPDATE OF s" if lock else ""
-    stmt = text(
+    sql = (
         f"SELECT {VERSION_COLUMNS}, v.manifest_json FROM policy_set_versions v"
         " JOIN policy_sets s ON s.id = v.policy_set_id"
-        " WHERE v.id = :vid AND s.id = :set AND s.zone_id = :zone AND s.archived_at IS NULL"
+        " WHERE v.id = $1 AND s.id = $2 AND s.zone_id = $3 AND s.archived_at IS NULL"
         f"{suffix}"
     )
-    params = {"vid": version_id, "set": set_id, "zone": zone_id}
-    return (await session.execute(stmt, params)).first()
+    return await db.fetchrow(sql, version_id, set_id, zone_id)
 
 
-async def share_policy_versions(session: AsyncSession, ids: Sequence[str]) -> int:
+async def share_policy_versions(db: RawSQL, ids: Sequence[str]) -> int:
     """`SELECT … FOR SHARE` the referenced policy versions; returns how many exist."""
-    stmt = text("SELECT id FROM policy_versions WHERE id = ANY(:ids) ORDER BY id FOR SHARE")
-    return len((await session.execute(stmt, {"ids": sorted(set(ids))})).all())
+    sql = "SELECT id FROM policy_versions WHERE id = ANY($1::text[]) ORDER BY id FOR SHARE"
+    return len(await db.fetch(sql, sorted(set(ids))))
 
 
 # --- bindings ------------------------------------------------------------------------------
 
 
-async def deactivate_others(session: AsyncSession, zone_id: str, set_id: str) -> None:
-    await session.execute(
-        text(
-            "UPDATE policy_set_bindings SET active_version_id = NULL, updated_at = now()"
-            " WHERE zone_id = :zone AND policy_set_id <> :set AND active_version_id IS NOT NULL"
-        ),
-        {"zone": zone_id, "set": set_id},
+async def deactivate_others(db: RawSQL, zone_id: str, set_id: str) -> None:
+    """Separate from activate_binding: one active binding per zone is checked row by row."""
+    sql = (
+        "UPDATE policy_set_bindings SET active_version_id = NULL, updated_at = now()"
+        " WHERE zone_id = $1 AND policy_set_id <> $2 AND active_version_id IS NOT NULL"
     )
+    await db.execute(sql, zone_id, set_id)
 
 
 async def activate_binding(
-    session: AsyncSession, zone_id: str, set_id: str, version_id: str
+    db: RawSQL, zone_id: str, set_id: str, version_id: str, updated_by: str, via: bool
 ) -> bool:
-    stmt = text(
-        "UPDATE policy_set_bindings SET active_version_id = :version, updated_at = now()"
-        " WHERE zone_id = :zone AND policy_set_id = :set RETURNING policy_set_id"
+    """Point the set's binding at the version and stamp the set as updated (touch_set)."""
+    sql = (
+        "WITH touched AS (UPDATE policy_sets SET updated_by = $4, updated_via_operator = $5,"
+        " updated_at = now() WHERE id = $2)"
+        " UPDATE policy_set_bindings SET active_version_id = $3, updated_at = now()"
+        " WHERE zone_id = $1 AND policy_set_id = $2 RETURNING policy_set_id"
     )
-    params = {"zone": zone_id, "set": set_id, "version": version_id}
-    return (await session.execute(stmt, params)).first() is not None
+    row = await db.fetchrow(sql, zone_id, set_id, version_id, updated_by, via)
+    return row is not None
 
 
 async def clear_binding(session: AsyncSession, zone_id: str, set_id: str) -> str | None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from asyncpg import Record
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caracal_api.events import outbox
+from caracal_api.kit import driver
 from caracal_api.kit.call import via_operator
 from caracal_api.kit.ids import uuid7
 from caracal_api.kit.pagination import Cursor
+from caracal_api.kit.rawread import RawSQL
 from caracal_api.kit.timefmt import format_ts
 from caracal_api.kit.uow import WriteContext
 from caracal_api.policy_sets import repository as repo
@@ -56,9 +59,9 @@ def version_out(row: Row[Any]) -> dict[str, Any]:
     }
 
 
-def manifest_ids(row: Row[Any]) -> list[str]:
-    """The `policy_version_id` strings of a stored manifest, in order."""
-    return [str(entry.get("policy_version_id")) for entry in row.manifest_json]
+def manifest_ids(manifest: list[dict[str, Any]]) -> list[str]:
+    """The `policy_version_id` strings of a stored manifest (`manifest_json`), in order."""
+    return [str(entry.get("policy_version_id")) for entry in manifest]
 
 
 # --- reads ---------------------------------------------------------------------------------
@@ -97,14 +100,16 @@ async def get_version(
     row = await repo.get_version_in_zone(session, zone_id, set_id, version_id)
     if row is None:
         raise PolicySetVersionNotFound()
-    return {**version_out(row), "manifest_json": row.manifest_json, "policies": manifest_ids(row)}
+    return {
+        **version_out(row),
+        "manifest_json": row.manifest_json,
+        "policies": manifest_ids(row.manifest_json),
+    }
 
 
-async def version_of_live_set(
-    session: AsyncSession, zone_id: str, set_id: str, version_id: str
-) -> Row[Any]:
+async def version_of_live_set(db: RawSQL, zone_id: str, set_id: str, version_id: str) -> Record:
     """PS7/PS9 step 2: 404 `version_not_found` unless it is a version of this live set."""
-    row = await repo.get_version_of_live_set(session, zone_id, set_id, version_id)
+    row = await repo.get_version_of_live_set(db, zone_id, set_id, version_id)
     if row is None:
         raise VersionNotFound()
     return row
@@ -156,7 +161,7 @@ async def add_version(
             "created_via_operator": via,
         },
     )
-    await repo.touch_set(session, set_id, ctx.actor_label, via)
+    await repo.touch_set(await driver.raw(session), set_id, ctx.actor_label, via)
     return {
         "version_id": row.id,
         "id": row.id,
@@ -182,18 +187,18 @@ async def activate(
     session: AsyncSession, ctx: WriteContext, zone_id: str, set_id: str, version_id: str
 ) -> dict[str, Any]:
     """PS7 step 5: switch the zone's active set and enqueue the invalidation."""
-    await repo.lock_activation(session, zone_id)
-    row = await repo.get_version_of_live_set(session, zone_id, set_id, version_id, lock=True)
+    db = await driver.raw(session)
+    await repo.lock_activation(db, zone_id)
+    row = await repo.get_version_of_live_set(db, zone_id, set_id, version_id, lock=True)
     if row is None:
         raise VersionNotFound()
-    ids = manifest_ids(row)
-    if await repo.share_policy_versions(session, ids) < len(set(ids)):
+    ids = manifest_ids(row["manifest_json"])
+    if await repo.share_policy_versions(db, ids) < len(set(ids)):
         raise ReferencedPolicyVersionMissing()
-    await repo.deactivate_others(session, zone_id, set_id)
-    if not await repo.activate_binding(session, zone_id, set_id, version_id):
-        raise PolicySetBindingNotFound()
+    await repo.deactivate_others(db, zone_id, set_id)
     via = await via_operator(session, ctx, zone_id)
-    await repo.touch_set(session, set_id, ctx.actor_label, via)
+    if not await repo.activate_binding(db, zone_id, set_id, version_id, ctx.actor_label, via):
+        raise PolicySetBindingNotFound()
     outbox_id = await outbox.record(
         session,
         repo.INVALIDATE_STREAM,
@@ -210,7 +215,7 @@ async def activate(
 
 async def delete_set(session: AsyncSession, ctx: WriteContext, zone_id: str, set_id: str) -> None:
     """PS10: archive the set; an active binding is cleared and invalidated (no version)."""
-    await repo.lock_activation(session, zone_id)
+    await repo.lock_activation(await driver.raw(session), zone_id)
     via = await via_operator(session, ctx, zone_id)
     if not await repo.archive_set(session, zone_id, set_id, ctx.actor_label, via):
         raise PolicySetNotFound()

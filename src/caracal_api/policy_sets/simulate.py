@@ -130,7 +130,7 @@ async def simulate(
         warnings += evaluation_warnings
         if sts is not None:
             sts_view, sts_warnings = await simulate_on_sts(
-                sts, set_id, version.id, version.manifest_sha256, checked, evaluated
+                sts, set_id, version["id"], version["manifest_sha256"], checked, evaluated
             )
             explanation["sts"] = sts_view
             warnings += sts_warnings
@@ -144,10 +144,10 @@ async def simulate(
         "dry_run": True,
         "would_activate": would_activate,
         "policy_set_id": set_id,
-        "version_id": version.id,
-        "schema_version": version.schema_version,
+        "version_id": version["id"],
+        "schema_version": version["schema_version"],
         "input_schema_version": SCHEMA_VERSION,
-        "manifest_sha256": version.manifest_sha256,
+        "manifest_sha256": version["manifest_sha256"],
         "policies": ids,
         "warnings": warnings,
         "explanation": explanation,

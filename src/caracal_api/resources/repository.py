@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from caracal_api.kit import driver
 from caracal_api.kit.db import constraint_name
 from caracal_api.kit.pagination import Cursor
-from caracal_api.kit.rawread import RawReader
+from caracal_api.kit.rawread import RawSQL
 from caracal_api.kit.wirejson import ts
 from caracal_api.resources.errors import ResourceIdentifierConflict
 from caracal_api.resources.identifiers import CONTROL_IDENTIFIER
@@ -44,7 +44,7 @@ def _conflict(exc: IntegrityError) -> bool:
 
 
 async def list_documents(
-    db: RawReader,
+    db: RawSQL,
     zone_id: str,
     archived: bool,
     include_control: bool,
@@ -65,7 +65,7 @@ async def list_documents(
     return await db.fetch(sql, *args)
 
 
-async def get_live_document(db: RawReader, zone_id: str, resource_id: str) -> Any | None:
+async def get_live_document(db: RawSQL, zone_id: str, resource_id: str) -> Any | None:
     """(document, created_at text, id, identifier) of a live resource."""
     sql = f"{_DOCUMENT} WHERE t.id = $1 AND t.zone_id = $2 AND t.archived_at IS NULL"
     return await db.fetchrow(sql, resource_id, zone_id)

@@ -13,7 +13,7 @@ from caracal_api.errors import ReservedNamespace, ValidationFailed, issue
 from caracal_api.kit.call import via_operator
 from caracal_api.kit.ids import uuid7
 from caracal_api.kit.pagination import Cursor
-from caracal_api.kit.rawread import RawReader
+from caracal_api.kit.rawread import RawSQL
 from caracal_api.kit.timefmt import format_ts, format_ts_or_none
 from caracal_api.kit.uow import WriteContext
 from caracal_api.kit.wirejson import document
@@ -91,14 +91,14 @@ def _routing(provider_id: str | None, upstream_url: str | None) -> None:
 
 
 async def list_documents(
-    db: RawReader, actor: Actor, zone_id: str, archived: bool, limit: int, cursor: Cursor | None
+    db: RawSQL, actor: Actor, zone_id: str, archived: bool, limit: int, cursor: Cursor | None
 ) -> list[Any]:
     """Rows of (wire document, created_at text, id) for kit.wirejson.page."""
     return await repo.list_documents(db, zone_id, archived, actor.is_global, limit, cursor)
 
 
 async def require_document(
-    db: RawReader, actor: Actor, zone_id: str, resource_id: str
+    db: RawSQL, actor: Actor, zone_id: str, resource_id: str
 ) -> orjson.Fragment:
     row = await repo.get_live_document(db, zone_id, resource_id)
     if row is None or (ids.is_control(row[3]) and not actor.is_global):

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caracal_api.kit.db import constraint_name
 from caracal_api.kit.pagination import Cursor
-from caracal_api.kit.rawread import RawReader
+from caracal_api.kit.rawread import RawSQL
 from caracal_api.zones.errors import ZoneSlugConflict
 
 ZONE_COLUMNS = (
@@ -53,7 +53,7 @@ async def zone_exists(session: AsyncSession, zone_id: str) -> bool:
     return (await session.execute(stmt, {"id": zone_id})).first() is not None
 
 
-async def live_zone_exists(db: RawReader, zone_id: str) -> bool:
+async def live_zone_exists(db: RawSQL, zone_id: str) -> bool:
     sql = "SELECT 1 FROM zones WHERE id = $1 AND archived_at IS NULL"
     return await db.fetchrow(sql, zone_id) is not None
 

@@ -15,7 +15,7 @@ from caracal_api.errors import NoFields, ReservedNamespace
 from caracal_api.events import outbox
 from caracal_api.kit.call import via_operator
 from caracal_api.kit.ids import uuid7
-from caracal_api.kit.rawread import RawReader
+from caracal_api.kit.rawread import RawSQL
 from caracal_api.kit.redaction import redact
 from caracal_api.kit.timefmt import format_ts
 from caracal_api.kit.uow import WriteContext
@@ -113,7 +113,7 @@ async def require_zone(session: AsyncSession, zone_id: str) -> None:
         raise ZoneNotFound()
 
 
-async def require_live_zone(db: RawReader, zone_id: str) -> None:
+async def require_live_zone(db: RawSQL, zone_id: str) -> None:
     """require_zone for routes that read on the driver (kit.rawread)."""
     if not await repo.live_zone_exists(db, zone_id):
         raise ZoneNotFound()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Depends
 from starlette.responses import Response
 
+from caracal_api.errors import CaracalError
 from caracal_api.kit import wirejson
 from caracal_api.kit.call import Call, get_call
 from caracal_api.kit.pagination import page_params
@@ -45,10 +46,15 @@ async def get_resource(call: Call = Depends(get_call)) -> Response:
 async def create_resource(call: Call = Depends(get_call)) -> Response:
     """Create a resource (identifier generated from the name unless given)."""
     zone_id = call.path["zoneId"]
-    async with call.raw_read() as db:
-        await require_live_zone(db, zone_id)
-    payload = call.body(ResourceCreate, code=INVALID_RESOURCE)
-    service.check_create_body(payload)
+    try:
+        payload = call.body(ResourceCreate, code=INVALID_RESOURCE)
+        service.check_create_body(payload)
+    except CaracalError:
+        # A missing zone answers before a bad body; the create itself checks the zone in
+        # its transaction, so a valid body costs no separate read.
+        async with call.raw_read() as db:
+            await require_live_zone(db, zone_id)
+        raise
     quota = call.runtime.settings.api_max_resources_per_zone
     row = await call.run(service.create_resource, zone_id, payload, quota, status_code=201)
     return call.respond(row, 201)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, text
@@ -87,14 +88,34 @@ async def provider_is_live(session: AsyncSession, zone_id: str, provider_id: str
     return await (await driver.of(session)).fetchval(sql, provider_id, zone_id) is not None
 
 
-async def count_live(session: AsyncSession, zone_id: str) -> int:
-    sql = "SELECT count(*) FROM resources WHERE zone_id = $1 AND archived_at IS NULL"
-    return int(await (await driver.of(session)).fetchval(sql, zone_id))
+@dataclass(frozen=True)
+class CreateFacts:
+    zone_live: bool
+    provider_live: bool
+    live_resources: int  # 0 when the quota is off
 
 
-async def lock_identifier_base(session: AsyncSession, zone_id: str, base: str) -> None:
-    sql = "SELECT pg_advisory_xact_lock(hashtext('resource-identifier:' || $1 || ':' || $2))"
-    await (await driver.of(session)).execute(sql, zone_id, base)
+# One round trip for what R3 checks before choosing the identifier. The advisory lock on the
+# identifier base serialises creates that would pick from the same candidates; identifiers
+# taken are read by a later statement, whose snapshot follows the lock.
+_CREATE_FACTS = (
+    "SELECT EXISTS (SELECT 1 FROM zones WHERE id = $1 AND archived_at IS NULL),"
+    " EXISTS (SELECT 1 FROM providers WHERE id = $2 AND zone_id = $1 AND archived_at IS NULL),"
+    " CASE WHEN $4 THEN (SELECT count(*) FROM resources WHERE zone_id = $1"
+    " AND archived_at IS NULL) ELSE 0 END,"
+    " pg_advisory_xact_lock(hashtext('resource-identifier:' || $1 || ':' || $3))"
+)
+
+
+async def create_facts(
+    session: AsyncSession, zone_id: str, provider_id: str | None, base: str, *, count: bool
+) -> CreateFacts:
+    """Zone and provider liveness, the live count (when `count`), and the base's lock."""
+    row = await (await driver.of(session)).fetchrow(
+        _CREATE_FACTS, zone_id, provider_id, base, count
+    )
+    assert row is not None
+    return CreateFacts(bool(row[0]), bool(row[1]), int(row[2]))
 
 
 async def taken_identifiers(session: AsyncSession, zone_id: str, base: str) -> set[str]:

@@ -31,6 +31,7 @@ from caracal_api.resources.errors import (
     UpstreamUrlRequired,
 )
 from caracal_api.resources.schemas import ResourceCreate
+from caracal_api.zones.errors import ZoneNotFound
 
 INVALID_RESOURCE = "invalid_resource"
 IDENTIFIER_ATTEMPTS = 3
@@ -118,19 +119,22 @@ async def create_resource(
 ) -> dict[str, Any]:
     explicit = payload.identifier
     base = explicit if explicit is not None else ids.generated_base(str(payload.name))
+    provider_id = payload.credential_provider_id
+    facts = await repo.create_facts(session, zone_id, provider_id, base, count=max_per_zone > 0)
+    if not facts.zone_live:
+        raise ZoneNotFound()
     _check_identifier(ctx.actor, base)
     control = ids.is_control(base)
-    provider_id = payload.credential_provider_id
     if provider_id is None and control:
         provider_id = await provider_repo.ensure_none_provider(session, zone_id)
-    if provider_id is not None:
-        await _require_provider(session, zone_id, provider_id)
+    elif provider_id is not None and not facts.provider_live:
+        raise ProviderNotFound()
     if not control:
         _routing(provider_id, payload.upstream_url)
     operations = ids.normalise_operations(
         [op.model_dump() for op in payload.operations], payload.scopes
     )
-    if max_per_zone and await repo.count_live(session, zone_id) >= max_per_zone:
+    if max_per_zone and facts.live_resources >= max_per_zone:
         raise ResourceQuotaExceeded()
     values: dict[str, Any] = {
         "id": uuid7(),
@@ -150,7 +154,6 @@ async def create_resource(
         return resource_out(row)
     attempt = 1
     while True:
-        await repo.lock_identifier_base(session, zone_id, base)
         taken = await repo.taken_identifiers(session, zone_id, base)
         identifier = next(c for c in ids.candidates(base) if c not in taken)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -331,3 +332,23 @@ async def test_database_cursor_is_the_python_cursor(api: Api) -> None:
     rest = (await api.get(base(zone) + f"?limit=2&cursor={first['next_cursor']}")).json()
     assert len(rest["items"]) == 1
     assert rest["next_cursor"] is None
+
+
+async def test_missing_zone_answers_before_a_bad_body(api: Api) -> None:
+    _, pid = await setup(api)
+    bad = await api.post("/v1/zones/nope/resources", json={"scopes": []})
+    assert_envelope(bad, 404, "zone_not_found")
+    archived = await api.zone()
+    assert (await api.delete(f"/v1/zones/{archived['id']}")).status_code == 204
+    valid = await api.post(base(archived), json=body(pid))
+    assert_envelope(valid, 404, "zone_not_found")
+
+
+async def test_concurrent_creates_of_one_name_get_distinct_identifiers(api: Api) -> None:
+    zone, pid = await setup(api)
+    responses = await asyncio.gather(*(api.post(base(zone), json=body(pid)) for _ in range(8)))
+    assert [r.status_code for r in responses] == [201] * 8
+    identifiers = {r.json()["identifier"] for r in responses}
+    assert identifiers == {"resource://inventory"} | {
+        f"resource://inventory-{n}" for n in range(2, 9)
+    }

@@ -54,6 +54,27 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60
     raise SystemExit("server did not become healthy")
 
 
+def listeners(port: int) -> int:
+    """TCP sockets listening on `port` (one per API process with API_PROCESSES > 1)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+                    count += 1
+    return count
+
+
+def wait_listening(port: int, processes: int, timeout: float = 120) -> None:
+    """Connections made before every process listens would all land on the first one."""
+    deadline = time.monotonic() + timeout
+    while listeners(port) < processes:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {listeners(port)} of {processes} API processes listen")
+        time.sleep(0.2)
+
+
 def start_profiler(out: str, pid: int) -> subprocess.Popen[bytes]:
     """py-spy sampling the server (and its children) until interrupted; writes a flame graph."""
     command = ["py-spy", "record", "--pid", str(pid), "--subprocesses", "--output", out]
@@ -120,6 +141,7 @@ def main() -> int:
         )
         try:
             wait_healthy(url, server)
+            wait_listening(port, args.processes)
             command = [
                 sys.executable,
                 str(args.driver),

@@ -9,7 +9,9 @@ rendering of the same rows, field by field.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -30,14 +32,45 @@ def document(text: str) -> orjson.Fragment:
     return orjson.Fragment(text)
 
 
-def page(rows: Sequence[Any], limit: int) -> dict[str, Any]:
-    """`{"items", "next_cursor"}` from rows of (doc, created_at text, id), newest first.
+class VersionedDocuments:
+    """Rendered documents by row version, for pages that mostly repeat (an LRU per process).
 
-    The cursor is built from the rendered `created_at`, which is the text `format_ts` would
-    give, so cursors from either rendering are interchangeable.
+    The key names one version of one row: (id, xmin, updated_at). PostgreSQL gives every
+    new row version a new xmin, whoever wrote it, so a cached document is never stale for
+    its key and needs no invalidation, in this process or any other. (xmin values recur
+    only after about four billion transactions; the LRU has long forgotten them by then,
+    and updated_at would have to repeat as well.)
     """
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._documents: OrderedDict[Hashable, orjson.Fragment] = OrderedDict()
+
+    def get(self, key: Hashable) -> orjson.Fragment | None:
+        fragment = self._documents.get(key)
+        if fragment is not None:
+            self._documents.move_to_end(key)
+        return fragment
+
+    def put(self, key: Hashable, text: str) -> orjson.Fragment:
+        fragment = orjson.Fragment(text)
+        self._documents[key] = fragment
+        self._documents.move_to_end(key)
+        while len(self._documents) > self.max_entries:
+            self._documents.popitem(last=False)
+        return fragment
+
+    def __len__(self) -> int:
+        return len(self._documents)
+
+
+def page(
+    items: Sequence[orjson.Fragment], last: tuple[datetime | str, str] | None, limit: int
+) -> dict[str, Any]:
+    """`{"items", "next_cursor"}`: a cursor from the last row's (created_at, id) exactly
+    when the page is full. A rendered created_at is the text `format_ts` gives, so cursors
+    from either rendering are interchangeable."""
     next_cursor = None
-    if rows and len(rows) == limit:
-        last = rows[-1]
-        next_cursor = encode_cursor(last[1], last[2])
-    return {"items": [orjson.Fragment(row[0]) for row in rows], "next_cursor": next_cursor}
+    if last is not None and len(items) == limit:
+        next_cursor = encode_cursor(*last)
+    return {"items": list(items), "next_cursor": next_cursor}

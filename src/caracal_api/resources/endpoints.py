@@ -6,11 +6,11 @@ from fastapi import Depends
 from starlette.responses import Response
 
 from caracal_api.errors import CaracalError
-from caracal_api.kit import wirejson
 from caracal_api.kit.call import Call, get_call
 from caracal_api.kit.pagination import page_params
 from caracal_api.kit.patch import changes_of
 from caracal_api.kit.routing import CaracalRouter
+from caracal_api.kit.wirejson import VersionedDocuments
 from caracal_api.resources import service
 from caracal_api.resources.schemas import Resource, ResourceCreate, ResourceList, ResourceUpdate
 from caracal_api.resources.service import INVALID_RESOURCE
@@ -19,6 +19,8 @@ from caracal_api.zones.service import require_live_zone
 router = CaracalRouter(tags=["resources"])
 
 BASE = "/v1/zones/{zoneId}/resources"
+# ~1 KB each at most: a few MB per process for the pages its clients keep reading.
+DOCUMENT_CACHE_ENTRIES = 20_000
 
 
 @router.get(BASE, auth="R", response_model=ResourceList)
@@ -26,12 +28,14 @@ async def list_resources(call: Call = Depends(get_call)) -> Response:
     """List the zone's active (default) or archived resources."""
     status = call.query.enum("status", ("active", "archived"), "active")
     params = page_params(call.query)
+    documents = call.runtime.services.setdefault(
+        "resource_documents", VersionedDocuments(DOCUMENT_CACHE_ENTRIES)
+    )
     async with call.raw_read() as db:
-        rows = await service.list_documents(
-            db, call.actor, call.path["zoneId"], status == "archived", params.limit,
-            params.cursor,
-        )  # fmt: skip
-    return call.respond(wirejson.page(rows, params.limit))
+        result = await service.list_page(
+            db, documents, call.actor, call.path["zoneId"], status == "archived", params
+        )
+    return call.respond(result)
 
 
 @router.get(BASE + "/{id}", auth="R", response_model=Resource)

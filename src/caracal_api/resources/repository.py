@@ -27,9 +27,10 @@ COLUMNS = (
 IDENTIFIER_INDEX = "resources_zone_id_identifier_key"
 
 # The wire form of a resource (service.resource_out), rendered by PostgreSQL; selected with
-# the rendered created_at and the id for the page cursor, and the identifier.
+# the rendered created_at and the id for the page cursor, the identifier, and the row
+# version (xmin, updated_at) that keys kit.wirejson.VersionedDocuments.
 _DOCUMENT = (
-    "SELECT row_to_json(d)::text, d.created_at, d.id, d.identifier"
+    "SELECT row_to_json(d)::text, d.created_at, d.id, d.identifier, t.xmin, t.updated_at"
     " FROM resources t CROSS JOIN LATERAL"
     " (SELECT t.id, t.zone_id, t.name, t.identifier, t.upstream_url,"
     " coalesce(t.scopes, '{}') AS scopes, t.credential_provider_id,"
@@ -44,26 +45,41 @@ def _conflict(exc: IntegrityError) -> bool:
     return constraint_name(exc) == IDENTIFIER_INDEX
 
 
-async def list_documents(
-    db: RawSQL,
-    zone_id: str,
-    archived: bool,
-    include_control: bool,
-    limit: int,
-    cursor: Cursor | None,
-) -> list[Any]:
-    """A page of (document, created_at text, id), newest first."""
-    state = "IS NOT NULL" if archived else "IS NULL"
-    args: list[Any] = [zone_id, limit]
-    where = f"t.zone_id = $1 AND t.archived_at {state}"
-    if not include_control:
-        args.append(CONTROL_IDENTIFIER)
-        where += f" AND t.identifier <> ${len(args)}"
-    if cursor:
-        args += [cursor.ts, cursor.id]
-        where += f" AND (t.created_at, t.id) < (${len(args) - 1}, ${len(args)})"
-    sql = f"{_DOCUMENT} WHERE {where} ORDER BY t.created_at DESC, t.id DESC LIMIT $2"
-    return await db.fetch(sql, *args)
+@dataclass(frozen=True)
+class PageQuery:
+    zone_id: str
+    archived: bool
+    include_control: bool
+    limit: int
+    cursor: Cursor | None
+
+    def where(self) -> tuple[str, list[Any]]:
+        """WHERE … ORDER BY … LIMIT of a page of resources `t`, with its arguments."""
+        state = "IS NOT NULL" if self.archived else "IS NULL"
+        args: list[Any] = [self.zone_id, self.limit]
+        where = f"t.zone_id = $1 AND t.archived_at {state}"
+        if not self.include_control:
+            args.append(CONTROL_IDENTIFIER)
+            where += f" AND t.identifier <> ${len(args)}"
+        if self.cursor:
+            args += [self.cursor.ts, self.cursor.id]
+            where += f" AND (t.created_at, t.id) < (${len(args) - 1}, ${len(args)})"
+        return f" WHERE {where} ORDER BY t.created_at DESC, t.id DESC LIMIT $2", args
+
+
+async def list_versions(db: RawSQL, query: PageQuery) -> list[Any]:
+    """A page of (id, xmin, updated_at, created_at), newest first: what names each row's
+    current version, without rendering anything."""
+    where, args = query.where()
+    return await db.fetch(
+        f"SELECT t.id, t.xmin, t.updated_at, t.created_at FROM resources t{where}", *args
+    )
+
+
+async def list_documents(db: RawSQL, query: PageQuery) -> list[Any]:
+    """The same page as rows of _DOCUMENT's columns."""
+    where, args = query.where()
+    return await db.fetch(_DOCUMENT + where, *args)
 
 
 async def get_live_document(db: RawSQL, zone_id: str, resource_id: str) -> Any | None:

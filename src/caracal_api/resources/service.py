@@ -10,13 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caracal_api.auth.actor import Actor
 from caracal_api.errors import ReservedNamespace, ValidationFailed, issue
+from caracal_api.kit import wirejson
 from caracal_api.kit.call import via_operator
 from caracal_api.kit.ids import uuid7
-from caracal_api.kit.pagination import Cursor
+from caracal_api.kit.pagination import PageParams
 from caracal_api.kit.rawread import RawSQL
 from caracal_api.kit.timefmt import format_ts, format_ts_or_none
 from caracal_api.kit.uow import WriteContext
-from caracal_api.kit.wirejson import document
+from caracal_api.kit.wirejson import VersionedDocuments, document
 from caracal_api.providers import repository as provider_repo
 from caracal_api.providers.errors import ProviderNotFound
 from caracal_api.resources import identifiers as ids
@@ -91,11 +92,25 @@ def _routing(provider_id: str | None, upstream_url: str | None) -> None:
 # --- reads ---------------------------------------------------------------------------------
 
 
-async def list_documents(
-    db: RawSQL, actor: Actor, zone_id: str, archived: bool, limit: int, cursor: Cursor | None
-) -> list[Any]:
-    """Rows of (wire document, created_at text, id) for kit.wirejson.page."""
-    return await repo.list_documents(db, zone_id, archived, actor.is_global, limit, cursor)
+async def list_page(
+    db: RawSQL,
+    documents: VersionedDocuments,
+    actor: Actor,
+    zone_id: str,
+    archived: bool,
+    params: PageParams,
+) -> dict[str, Any]:
+    """A page of wire documents: from the cache when it holds every row's current version,
+    else rendered by PostgreSQL in one statement (which refills the cache)."""
+    query = repo.PageQuery(zone_id, archived, actor.is_global, params.limit, params.cursor)
+    versions = await repo.list_versions(db, query)
+    cached = [documents.get((row[0], row[1], row[2])) for row in versions]
+    if all(fragment is not None for fragment in cached):
+        last = (versions[-1][3], versions[-1][0]) if versions else None
+        return wirejson.page([f for f in cached if f is not None], last, params.limit)
+    rows = await repo.list_documents(db, query)
+    items = [documents.put((row[2], row[4], row[5]), row[0]) for row in rows]
+    return wirejson.page(items, (rows[-1][1], rows[-1][2]) if rows else None, params.limit)
 
 
 async def require_document(

@@ -352,3 +352,25 @@ async def test_concurrent_creates_of_one_name_get_distinct_identifiers(api: Api)
     assert identifiers == {"resource://inventory"} | {
         f"resource://inventory-{n}" for n in range(2, 9)
     }
+
+
+async def test_cached_pages_follow_every_row_version(api: Api) -> None:
+    """Repeated pages come from documents cached by row version; any write shows at once."""
+    zone, pid = await setup(api)
+    for i in range(3):
+        await create(api, zone, body(pid, name=f"v{i}"))
+    first = (await api.get(base(zone) + "?limit=2")).json()
+    cache = api.runtime.services["resource_documents"]
+    cached_before = len(cache)
+    again = (await api.get(base(zone) + "?limit=2")).json()
+    assert again == first
+    assert len(cache) == cached_before  # served from the cache, nothing rendered anew
+    target = first["items"][0]["id"]
+    # A write that bypasses the API and leaves updated_at alone still makes a new version.
+    await sql(api, "UPDATE resources SET name = 'renamed outside' WHERE id = :id", id=target)
+    after = (await api.get(base(zone) + "?limit=2")).json()
+    assert after["items"][0]["name"] == "renamed outside"
+    assert after["items"][0]["updated_at"] == first["items"][0]["updated_at"]
+    assert after["next_cursor"] == first["next_cursor"]
+    rest = (await api.get(base(zone) + f"?limit=2&cursor={after['next_cursor']}")).json()
+    assert [item["name"] for item in rest["items"]] == ["v0"]

@@ -44,14 +44,15 @@ class RawSQL:
 async def raw_reader(engine: AsyncEngine) -> AsyncIterator[RawSQL]:
     """A pooled connection outside any transaction (autocommit: each statement stands alone).
 
-    A connection that failed at the driver level is invalidated, so the pool replaces it
-    instead of handing a dead socket to the next request (the ORM path does this itself).
+    A connection that failed at the driver level, or whose statement was cancelled midway,
+    is invalidated, so the pool replaces it instead of handing a dead or busy socket to the
+    next request (the ORM path does this itself).
     """
     async with engine.connect() as conn:
         try:
             yield RawSQL(await _driver_connection(conn))
         except BaseException as exc:
-            if driver_is_unavailable(exc):
+            if _unusable_after(exc):
                 await conn.invalidate(exc if isinstance(exc, Exception) else None)
             raise
 
@@ -72,9 +73,14 @@ async def raw_transaction(engine: AsyncEngine, *, async_commit: bool) -> AsyncIt
                     await connection.execute("SET LOCAL synchronous_commit TO off")
                 yield RawSQL(connection)
         except BaseException as exc:
-            if driver_is_unavailable(exc) or connection.is_in_transaction():
+            if _unusable_after(exc) or connection.is_in_transaction():
                 await conn.invalidate(exc if isinstance(exc, Exception) else None)
             raise
+
+
+def _unusable_after(exc: BaseException) -> bool:
+    """A failure after which the connection must not go back to the pool as it is."""
+    return not isinstance(exc, Exception) or driver_is_unavailable(exc)
 
 
 async def _driver_connection(conn: AsyncConnection) -> asyncpg.Connection:

@@ -33,7 +33,8 @@ def document(text: str) -> orjson.Fragment:
 
 
 class VersionedDocuments:
-    """Rendered documents by row version, for pages that mostly repeat (an LRU per process).
+    """Rendered documents by row version, for pages that mostly repeat (an LRU per process,
+    bounded by the total size of its documents).
 
     The key names one version of one row: (id, xmin, updated_at). PostgreSQL gives every
     new row version a new xmin, whoever wrote it, so a cached document is never stale for
@@ -42,22 +43,28 @@ class VersionedDocuments:
     and updated_at would have to repeat as well.)
     """
 
-    def __init__(self, max_entries: int) -> None:
-        self.max_entries = max_entries
-        self._documents: OrderedDict[Hashable, orjson.Fragment] = OrderedDict()
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0  # characters of the documents held
+        self._documents: OrderedDict[Hashable, tuple[orjson.Fragment, int]] = OrderedDict()
 
     def get(self, key: Hashable) -> orjson.Fragment | None:
-        fragment = self._documents.get(key)
-        if fragment is not None:
-            self._documents.move_to_end(key)
-        return fragment
+        entry = self._documents.get(key)
+        if entry is None:
+            return None
+        self._documents.move_to_end(key)
+        return entry[0]
 
     def put(self, key: Hashable, text: str) -> orjson.Fragment:
         fragment = orjson.Fragment(text)
-        self._documents[key] = fragment
-        self._documents.move_to_end(key)
-        while len(self._documents) > self.max_entries:
-            self._documents.popitem(last=False)
+        previous = self._documents.pop(key, None)
+        if previous is not None:
+            self.size -= previous[1]
+        self._documents[key] = (fragment, len(text))
+        self.size += len(text)
+        while self.size > self.max_bytes and self._documents:
+            _, (_, evicted) = self._documents.popitem(last=False)
+            self.size -= evicted
         return fragment
 
     def __len__(self) -> int:

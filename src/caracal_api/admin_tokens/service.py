@@ -18,6 +18,7 @@ from caracal_api.admin_tokens.errors import (
 from caracal_api.admin_tokens.schemas import AdminTokenCreate
 from caracal_api.auth.actor import BOOTSTRAP_CREATED_BY, Actor
 from caracal_api.auth.tokens import generate_token
+from caracal_api.kit import driver
 from caracal_api.kit.hashing import hash_admin_token, run_hash, sha256
 from caracal_api.kit.ids import uuid7
 from caracal_api.kit.timefmt import format_ts, format_ts_or_none
@@ -65,7 +66,7 @@ async def mint(
     plaintext, digest, token_hash = prepared
     if payload.scope == "zone":
         assert payload.zone_id is not None
-        if not await zone_exists(db, payload.zone_id):  # type: ignore[arg-type]
+        if not await zone_exists(await driver.raw(db), payload.zone_id):
             raise ZoneNotFound()
     row = await repo.insert_token(
         db,

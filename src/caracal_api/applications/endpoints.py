@@ -58,8 +58,8 @@ async def get_application(call: Call = Depends(get_call)) -> Response:
 async def create_application(call: Call = Depends(get_call)) -> Response:
     """Create a managed application; the client secret is returned only here."""
     zone_id = call.path["zoneId"]
-    async with call.read() as session:
-        await require_zone(session, zone_id)
+    async with call.raw_read() as db:
+        await require_zone(db, zone_id)
     payload = call.body(ApplicationCreate, code=INVALID_APPLICATION)
     service.check_name(call.actor, payload.name)
     service.check_traits_of(call.actor, payload.traits)

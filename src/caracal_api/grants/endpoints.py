@@ -42,8 +42,8 @@ async def get_grant(call: Call = Depends(get_call)) -> Response:
 async def create_grant(call: Call = Depends(get_call)) -> Response:
     """Grant a subject some of a resource's scopes through an application."""
     zone_id = call.path["zoneId"]
-    async with call.read() as session:
-        await require_zone(session, zone_id)
+    async with call.raw_read() as db:
+        await require_zone(db, zone_id)
     payload = call.body(GrantCreate, code=INVALID_BODY)
     row = await call.run(service.create_grant, zone_id, payload, status_code=201)
     return call.respond(row, 201)

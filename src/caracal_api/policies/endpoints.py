@@ -61,8 +61,8 @@ async def list_policies(call: Call = Depends(get_call)) -> Response:
 async def create_policy(call: Call = Depends(get_call)) -> Response:
     """Create a policy with its first version (validated and compiled first)."""
     zone_id = call.path["zoneId"]
-    async with call.read() as session:
-        await require_zone(session, zone_id)
+    async with call.raw_read() as db:
+        await require_zone(db, zone_id)
     payload = call.body(PolicyCreate, code=INVALID_BODY)
     check_reserved(call.actor, payload.name, service.RESERVED_NAME_PREFIX)
     await service.check_content(rego_engine(call.runtime), payload.content)

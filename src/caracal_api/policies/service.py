@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caracal_api.kit import driver
 from caracal_api.kit.call import via_operator
 from caracal_api.kit.ids import uuid7
 from caracal_api.kit.pagination import Cursor
@@ -165,7 +166,7 @@ async def create_policy(
     session: AsyncSession, ctx: WriteContext, zone_id: str, payload: PolicyCreate
 ) -> dict[str, Any]:
     """PO3 step 5: the policy and its version 1 (content already validated)."""
-    await require_zone(session, zone_id)
+    await require_zone(await driver.raw(session), zone_id)
     via = await via_operator(session, ctx, zone_id)
     row = await repo.insert_policy(
         session,

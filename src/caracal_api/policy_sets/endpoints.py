@@ -52,8 +52,8 @@ async def list_policy_sets(call: Call = Depends(get_call)) -> Response:
 async def create_policy_set(call: Call = Depends(get_call)) -> Response:
     """Create a policy set and its (inactive) binding."""
     zone_id = call.path["zoneId"]
-    async with call.read() as session:
-        await require_zone(session, zone_id)
+    async with call.raw_read() as db:
+        await require_zone(db, zone_id)
     payload = call.body(PolicySetCreate, code=INVALID_BODY)
     result = await call.run(service.create_set, zone_id, payload, status_code=201)
     return call.respond(result, 201)

@@ -121,7 +121,7 @@ async def version_of_live_set(db: RawSQL, zone_id: str, set_id: str, version_id:
 async def create_set(
     session: AsyncSession, ctx: WriteContext, zone_id: str, payload: PolicySetCreate
 ) -> dict[str, Any]:
-    await require_zone(session, zone_id)
+    await require_zone(await driver.raw(session), zone_id)
     via = await via_operator(session, ctx, zone_id)
     row = await repo.insert_set(
         session,

@@ -71,8 +71,8 @@ async def list_provider_connections(call: Call = Depends(get_call)) -> Response:
 async def import_provider_connection(call: Call = Depends(get_call)) -> Response:
     """Import an upstream token set; replaces the tokens of the key's active connection."""
     zone_id = call.path["zoneId"]
-    async with call.read() as session:
-        await require_zone(session, zone_id)
+    async with call.raw_read() as db:
+        await require_zone(db, zone_id)
     payload = call.body(ConnectionImport, code=INVALID_CONNECTION)
     store = secret_store_of(call.runtime)
     row = await call.run(
@@ -93,8 +93,8 @@ async def import_provider_connection(call: Call = Depends(get_call)) -> Response
 async def authorize_provider_connection(call: Call = Depends(get_call)) -> Response:
     """Start an authorization-code flow with PKCE; the state lives 600 s."""
     zone_id = call.path["zoneId"]
-    async with call.read() as session:
-        await require_zone(session, zone_id)
+    async with call.raw_read() as db:
+        await require_zone(db, zone_id)
     payload = call.body(AuthorizeRequest, code=INVALID_AUTHORIZE)
     async with call.read() as session:
         provider = await service.require_auth_code_provider(session, zone_id, payload.provider_id)

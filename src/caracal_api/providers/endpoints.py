@@ -62,8 +62,8 @@ async def get_provider(call: Call = Depends(get_call)) -> Response:
 async def create_provider(call: Call = Depends(get_call)) -> Response:
     """Create a provider; secret config keys are sealed, optionally after a live check."""
     zone_id = call.path["zoneId"]
-    async with call.read() as session:
-        await require_zone(session, zone_id)
+    async with call.raw_read() as db:
+        await require_zone(db, zone_id)
     payload = call.body(ProviderCreate, code=INVALID_PROVIDER)
     plan = service.plan_create(payload)
     oauth_kind = plan.kind in OAUTH_KINDS
@@ -92,8 +92,8 @@ async def create_provider(call: Call = Depends(get_call)) -> Response:
 async def discover_provider(call: Call = Depends(get_call)) -> Response:
     """Fetch an issuer's OIDC / OAuth metadata (nothing is stored)."""
     zone_id = call.path["zoneId"]
-    async with call.read() as session:
-        await require_zone(session, zone_id)
+    async with call.raw_read() as db:
+        await require_zone(db, zone_id)
     payload = call.body(DiscoveryRequest, code=INVALID_ISSUER)
     try:
         discovery.check_issuer(payload.issuer)

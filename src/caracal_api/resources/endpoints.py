@@ -14,7 +14,7 @@ from caracal_api.kit.wirejson import VersionedDocuments
 from caracal_api.resources import service
 from caracal_api.resources.schemas import Resource, ResourceCreate, ResourceList, ResourceUpdate
 from caracal_api.resources.service import INVALID_RESOURCE
-from caracal_api.zones.service import require_live_zone
+from caracal_api.zones.service import require_zone
 
 router = CaracalRouter(tags=["resources"])
 
@@ -57,7 +57,7 @@ async def create_resource(call: Call = Depends(get_call)) -> Response:
         # A missing zone answers before a bad body; the create itself checks the zone in
         # its transaction, so a valid body costs no separate read.
         async with call.raw_read() as db:
-            await require_live_zone(db, zone_id)
+            await require_zone(db, zone_id)
         raise
     quota = call.runtime.settings.api_max_resources_per_zone
     row = await call.run(service.create_resource, zone_id, payload, quota, status_code=201)

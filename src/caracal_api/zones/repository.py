@@ -48,12 +48,7 @@ async def get_live(session: AsyncSession, zone_id: str, *, lock: bool = False) -
     return (await session.execute(stmt, {"id": zone_id})).first()
 
 
-async def zone_exists(session: AsyncSession, zone_id: str) -> bool:
-    stmt = text("SELECT 1 FROM zones WHERE id = :id AND archived_at IS NULL")
-    return (await session.execute(stmt, {"id": zone_id})).first() is not None
-
-
-async def live_zone_exists(db: RawSQL, zone_id: str) -> bool:
+async def zone_exists(db: RawSQL, zone_id: str) -> bool:
     sql = "SELECT 1 FROM zones WHERE id = $1 AND archived_at IS NULL"
     return await db.fetchrow(sql, zone_id) is not None
 

@@ -107,15 +107,12 @@ async def get_zone(session: AsyncSession, zone_id: str) -> dict[str, Any]:
     return zone_out(row)
 
 
-async def require_zone(session: AsyncSession, zone_id: str) -> None:
-    """404 zone_not_found unless the zone exists and is live (create routes)."""
-    if not await repo.zone_exists(session, zone_id):
-        raise ZoneNotFound()
+async def require_zone(db: RawSQL, zone_id: str) -> None:
+    """404 zone_not_found unless the zone exists and is live (create routes).
 
-
-async def require_live_zone(db: RawSQL, zone_id: str) -> None:
-    """require_zone for routes that read on the driver (kit.rawread)."""
-    if not await repo.live_zone_exists(db, zone_id):
+    `db`: `call.raw_read()` before a unit of work, `kit.driver.raw(session)` inside one.
+    """
+    if not await repo.zone_exists(db, zone_id):
         raise ZoneNotFound()
 
 

@@ -83,7 +83,7 @@ async def list_documents(db: RawSQL, query: PageQuery) -> list[Any]:
 
 
 async def get_live_document(db: RawSQL, zone_id: str, resource_id: str) -> Any | None:
-    """(document, created_at text, id, identifier) of a live resource."""
+    """A live resource as a row of _DOCUMENT's columns (document first, identifier fourth)."""
     sql = f"{_DOCUMENT} WHERE t.id = $1 AND t.zone_id = $2 AND t.archived_at IS NULL"
     return await db.fetchrow(sql, resource_id, zone_id)
 

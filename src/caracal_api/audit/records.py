@@ -99,7 +99,7 @@ async def insert(db: AsyncSession | AsyncConnection, record: dict[str, Any]) -> 
     params = dict(record)
     payload = params["payload_json"]
     params["payload_json"] = None if payload is None else json.dumps(payload, ensure_ascii=False)
-    await (await driver.of(db)).execute(_INSERT, *(params[column] for column in _COLUMNS))
+    await (await driver.raw(db)).execute(_INSERT, *(params[column] for column in _COLUMNS))
 
 
 _NOW = text("SELECT now()")

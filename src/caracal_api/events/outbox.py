@@ -122,6 +122,6 @@ async def record_many(
         payloads.append(encode_payload(payload))
         streams.append(stream)
         ids.append(uuid7())
-    await (await driver.of(session)).execute(_INSERT_MANY, ids, streams, payloads, request_id)
+    await (await driver.raw(session)).execute(_INSERT_MANY, ids, streams, payloads, request_id)
     session.info[OUTBOX_WRITTEN] = True
     return ids

@@ -28,9 +28,10 @@ async def list_resources(call: Call = Depends(get_call)) -> Response:
     """List the zone's active (default) or archived resources."""
     status = call.query.enum("status", ("active", "archived"), "active")
     params = page_params(call.query)
-    documents = call.runtime.services.setdefault(
-        "resource_documents", VersionedDocuments(DOCUMENT_CACHE_BYTES)
-    )
+    documents = call.runtime.services.get("resource_documents")
+    if documents is None:
+        documents = VersionedDocuments(DOCUMENT_CACHE_BYTES)
+        call.runtime.services["resource_documents"] = documents
     async with call.raw_read() as db:
         result = await service.list_page(
             db, documents, call.actor, call.path["zoneId"], status == "archived", params

@@ -101,7 +101,7 @@ async def get_live(
 
 async def provider_is_live(session: AsyncSession, zone_id: str, provider_id: str) -> bool:
     sql = "SELECT 1 FROM providers WHERE id = $1 AND zone_id = $2 AND archived_at IS NULL"
-    return await (await driver.of(session)).fetchval(sql, provider_id, zone_id) is not None
+    return await (await driver.raw(session)).fetchval(sql, provider_id, zone_id) is not None
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ async def create_facts(
     session: AsyncSession, zone_id: str, provider_id: str | None, base: str, *, count: bool
 ) -> CreateFacts:
     """Zone and provider liveness, the live count (when `count`), and the base's lock."""
-    row = await (await driver.of(session)).fetchrow(
+    row = await (await driver.raw(session)).fetchrow(
         _CREATE_FACTS, zone_id, provider_id, base, count
     )
     assert row is not None
@@ -140,7 +140,7 @@ async def taken_identifiers(session: AsyncSession, zone_id: str, base: str) -> s
         "SELECT identifier FROM resources WHERE zone_id = $1"
         " AND (identifier = $2 OR starts_with(identifier, $3))"
     )
-    rows = await (await driver.of(session)).fetch(sql, zone_id, base, f"{base}-")
+    rows = await (await driver.raw(session)).fetch(sql, zone_id, base, f"{base}-")
     return {row[0] for row in rows}
 
 
@@ -162,7 +162,7 @@ _INSERT = (
 async def insert(session: AsyncSession, values: dict[str, Any]) -> Mapping[str, Any]:
     """Insert the resource; 409 resource_identifier_conflict when the identifier is live."""
     params = {**values, "operations": json.dumps(values["operations"], ensure_ascii=False)}
-    row = await (await driver.of(session)).fetchrow(
+    row = await (await driver.raw(session)).fetchrow(
         _INSERT, *(params[column] for column in _INSERT_COLUMNS)
     )
     if row is None:

@@ -193,6 +193,9 @@ async def test_mutations_do_not_wait_for_the_chain_lock(api: Api) -> None:
 
 
 # foundation §18 item 47: one zone is as fast as twenty
+ROUNDS = 3
+
+
 @pytest.mark.skipif(not HAS_APPS, reason="applications routes not served")
 async def test_parallel_creates_in_one_zone_match_twenty_zones(
     api: Api, monkeypatch: pytest.MonkeyPatch
@@ -221,13 +224,19 @@ async def test_parallel_creates_in_one_zone_match_twenty_zones(
         await asyncio.gather(*(create(z, n) for z, n in targets))
         return time.monotonic() - started
 
-    warm = await timed([(one["id"], "warm-up")])
-    same = await timed([(one["id"], f"app {i}") for i in range(20)])
-    spread = await timed([(z["id"], "app") for z in many])
-    assert same < max(2.5 * spread, spread + 0.5), (warm, same, spread)
+    await timed([(one["id"], "warm-up")] + [(z["id"], "warm-up") for z in many])
+    # Interleaved rounds, best of each: a garbage collection or a dispatcher burst on a
+    # shared two-core host must not decide the comparison; a per-zone wait would show
+    # in every round (twenty serialised creates cost about twenty times one).
+    same: list[float] = []
+    spread: list[float] = []
+    for round_ in range(ROUNDS):
+        same.append(await timed([(one["id"], f"app {round_}.{i}") for i in range(20)]))
+        spread.append(await timed([(z["id"], f"app {round_}") for z in many]))
+    assert min(same) < max(3 * min(spread), min(spread) + 0.3), (same, spread)
     assert await wait_chained(api, one["id"])
     rows = await chain_rows(api, one["id"])
-    assert len(rows) == 22
+    assert len(rows) == 2 + 20 * ROUNDS  # the zone, the warm-up, every round
     assert_chain_intact(rows)
 
 

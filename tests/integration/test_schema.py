@@ -790,6 +790,8 @@ EXPECTED_INDEXES: dict[str, str] = {
         "UNIQUE admin_audit_events (zone_id, chain_seq) NULLS NOT DISTINCT"
         " WHERE chain_seq IS NOT NULL"
     ),
+    # revision 0003 (docs/objects.md, Resources)
+    "resources_zone_identifier_probe_idx": 'resources (zone_id, identifier COLLATE "C")',
 }
 
 EXPECTED_TRIGGERS: dict[str, str] = {
@@ -825,6 +827,7 @@ SECTION_3_OBJECTS = frozenset(
         "admin_audit_events_unchained_idx",
         "step_up_challenges_zone_binding_idx",
         "admin_audit_events_chain_seq_uidx",
+        "resources_zone_identifier_probe_idx",  # revision 0003
     }
 )
 

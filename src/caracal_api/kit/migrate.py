@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-HEAD = "0002_caracal_api"
+HEAD = "0003_resource_identifier_probe"
 
 # Session-level lock: held across the whole upgrade so replicas migrating at once run one
 # after the other, and the later ones find nothing to do.

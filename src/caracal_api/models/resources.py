@@ -64,6 +64,8 @@ class Resource(Base):
             unique=True,
             postgresql_where=text("archived_at IS NULL"),
         ),
+        # Generated-identifier probe over every row, archived included (revision 0003).
+        Index("resources_zone_identifier_probe_idx", "zone_id", text('identifier COLLATE "C"')),
     )
 
     id: Mapped[str]

@@ -12,6 +12,7 @@ from caracal_api.kit.patch import changes_of
 from caracal_api.kit.routing import CaracalRouter
 from caracal_api.kit.wirejson import VersionedDocuments
 from caracal_api.resources import service
+from caracal_api.resources.quota import QuotaGate
 from caracal_api.resources.schemas import Resource, ResourceCreate, ResourceList, ResourceUpdate
 from caracal_api.resources.service import INVALID_RESOURCE
 from caracal_api.zones.service import require_zone
@@ -61,7 +62,10 @@ async def create_resource(call: Call = Depends(get_call)) -> Response:
             await require_zone(db, zone_id)
         raise
     quota = call.runtime.settings.api_max_resources_per_zone
-    row = await call.run(service.create_resource, zone_id, payload, quota, status_code=201)
+    gate = call.runtime.services.get("resource_quota")
+    if gate is None:
+        gate = call.runtime.services["resource_quota"] = QuotaGate()
+    row = await call.run(service.create_resource, zone_id, payload, quota, gate, status_code=201)
     return call.respond(row, 201)
 
 

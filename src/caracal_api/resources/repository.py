@@ -134,13 +134,22 @@ async def create_facts(
     return CreateFacts(bool(row[0]), bool(row[1]), int(row[2]))
 
 
+_TAKEN = (
+    "SELECT identifier FROM resources WHERE zone_id = $1"
+    ' AND identifier COLLATE "C" >= $2 AND identifier COLLATE "C" < $3'
+    " AND (identifier = $2 OR starts_with(identifier, $4))"
+)
+
+
 async def taken_identifiers(session: AsyncSession, zone_id: str, base: str) -> set[str]:
-    """Identifiers of every resource of the zone (archived included) starting with base."""
-    sql = (
-        "SELECT identifier FROM resources WHERE zone_id = $1"
-        " AND (identifier = $2 OR starts_with(identifier, $3))"
-    )
-    rows = await (await driver.raw(session)).fetch(sql, zone_id, base, f"{base}-")
+    """Identifiers of every resource of the zone (archived included) that are base or
+    start with `base-`.
+
+    In byte order every such identifier lies in [base, base + "."): "-" is the byte just
+    below ".". That range is what `resources_zone_identifier_probe_idx` scans; the exact
+    test then drops the few neighbours (`base!x`, …) the range also holds.
+    """
+    rows = await (await driver.raw(session)).fetch(_TAKEN, zone_id, base, f"{base}.", f"{base}-")
     return {row[0] for row in rows}
 
 

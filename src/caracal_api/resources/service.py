@@ -31,6 +31,7 @@ from caracal_api.resources.errors import (
     ResourceQuotaExceeded,
     UpstreamUrlRequired,
 )
+from caracal_api.resources.quota import QuotaGate
 from caracal_api.resources.schemas import ResourceCreate
 from caracal_api.zones.errors import ZoneNotFound
 
@@ -131,13 +132,17 @@ async def create_resource(
     zone_id: str,
     payload: ResourceCreate,
     max_per_zone: int,
+    gate: QuotaGate,
 ) -> dict[str, Any]:
     explicit = payload.identifier
     base = explicit if explicit is not None else ids.generated_base(str(payload.name))
     provider_id = payload.credential_provider_id
-    facts = await repo.create_facts(session, zone_id, provider_id, base, count=max_per_zone > 0)
+    count = gate.must_count(zone_id, max_per_zone)
+    facts = await repo.create_facts(session, zone_id, provider_id, base, count=count)
     if not facts.zone_live:
         raise ZoneNotFound()
+    if count:
+        gate.counted(zone_id, facts.live_resources)
     _check_identifier(ctx.actor, base)
     control = ids.is_control(base)
     if provider_id is None and control:
@@ -149,7 +154,7 @@ async def create_resource(
     operations = ids.normalise_operations(
         [op.model_dump() for op in payload.operations], payload.scopes
     )
-    if max_per_zone and facts.live_resources >= max_per_zone:
+    if count and facts.live_resources >= max_per_zone:
         raise ResourceQuotaExceeded()
     values: dict[str, Any] = {
         "id": uuid7(),

@@ -89,6 +89,20 @@ async def test_identifiers(api: Api) -> None:
     assert named["identifier"] == "resource://Keep/This"
 
 
+async def test_generated_identifier_ignores_byte_order_neighbours(api: Api) -> None:
+    # The probe scans [base, base + "."): "!" sorts inside that range, "." and "X" just
+    # past it; none of them is a candidate, so none may push generation forward.
+    zone, pid = await setup(api)
+    for neighbour in ("resource://inventory!x", "resource://inventory.d", "resource://inventoryX"):
+        await create(api, zone, body(pid, identifier=neighbour))
+    archived = await create(api, zone, body(pid, identifier="resource://inventory-2"))
+    assert (await api.delete(f"{base(zone)}/{archived['id']}")).status_code == 204
+    first = await create(api, zone, body(pid))
+    second = await create(api, zone, body(pid))
+    assert first["identifier"] == "resource://inventory"
+    assert second["identifier"] == "resource://inventory-3"
+
+
 async def test_operations_normalised(api: Api) -> None:
     zone, pid = await setup(api)
     ops = [{"method": " get ", "path": " /items ", "scope": "inventory:read"}]
@@ -214,6 +228,18 @@ async def test_delete(api: Api) -> None:
 async def test_quota(make_api: AppFactory) -> None:
     api = await make_api(api_max_resources_per_zone=1)
     zone, pid = await setup(api)
+    await create(api, zone, body(pid))
+    assert_envelope(await api.post(base(zone), json=body(pid)), 409, "resource_quota_exceeded")
+
+
+async def test_quota_counts_again_after_an_archive(make_api: AppFactory) -> None:
+    # A small quota is inside the margin of resources/quota.py: every create counts.
+    api = await make_api(api_max_resources_per_zone=2)
+    zone, pid = await setup(api)
+    first = await create(api, zone, body(pid))
+    await create(api, zone, body(pid))
+    assert_envelope(await api.post(base(zone), json=body(pid)), 409, "resource_quota_exceeded")
+    assert (await api.delete(f"{base(zone)}/{first['id']}")).status_code == 204
     await create(api, zone, body(pid))
     assert_envelope(await api.post(base(zone), json=body(pid)), 409, "resource_quota_exceeded")
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from caracal_api.audit.content import content_sha256, strip_nul
 from caracal_api.audit.summary import change_summary, entity_of, zone_of_path
@@ -94,7 +94,7 @@ def success_payload(facts: RequestFacts, body: Any) -> dict[str, Any]:
     return {**rls_payload(facts.actor), **change_summary(facts.method, facts.path, body)}
 
 
-async def insert(db: AsyncSession | AsyncConnection, record: dict[str, Any]) -> None:
+async def insert(db: driver.Tx | AsyncConnection, record: dict[str, Any]) -> None:
     """Insert in `db`'s transaction, which `transaction_now` has begun (kit.driver)."""
     params = dict(record)
     payload = params["payload_json"]
@@ -105,5 +105,8 @@ async def insert(db: AsyncSession | AsyncConnection, record: dict[str, Any]) -> 
 _NOW = text("SELECT now()")
 
 
-async def transaction_now(db: AsyncSession | AsyncConnection) -> datetime:
+async def transaction_now(db: driver.Tx | AsyncConnection) -> datetime:
+    if isinstance(db, driver.DriverTx):
+        now: datetime = await db.connection.fetchval("SELECT now()")
+        return now
     return (await db.execute(_NOW)).scalar_one()

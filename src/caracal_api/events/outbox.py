@@ -10,9 +10,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from caracal_api.kit import driver
+from caracal_api.kit.driver import Tx
 from caracal_api.kit.ids import uuid7
 from caracal_api.kit.uow import OUTBOX_WRITTEN
 
@@ -88,7 +87,7 @@ def encode_payload(payload: Payload) -> str:
 
 
 async def record(
-    session: AsyncSession,
+    session: Tx,
     stream: str,
     payload: Payload,
     *,
@@ -103,7 +102,7 @@ async def record(
 
 
 async def record_many(
-    session: AsyncSession,
+    session: Tx,
     rows: Sequence[tuple[str, Payload]],
     *,
     request_id: str | None,

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from caracal_api.audit import records
 from caracal_api.auth.actor import Actor
-from caracal_api.kit import jsonio
+from caracal_api.kit import driver, jsonio, uow
+from caracal_api.kit.driver import Tx
 from caracal_api.kit.query import QueryReader
 from caracal_api.kit.rawread import RawSQL, raw_reader
 from caracal_api.kit.schemas import validate_body
@@ -140,10 +140,16 @@ class Call:
         *args: Any,
         status_code: int = 200,
         audit_zone: Callable[[T], str | None] | None = None,
+        on_driver: bool = False,
     ) -> T:
-        """Run a service function in one transaction with its admin-audit success record."""
+        """Run a service function in one transaction with its admin-audit success record.
+
+        `on_driver`: the function takes a `kit.driver.Tx` and uses only driver statements,
+        so its transaction skips the ORM session (kit.driver).
+        """
+        engine = self.runtime.engine
         result, ctx = await run_in_transaction(
-            self.runtime.sessionmaker,
+            uow.on_driver(engine) if on_driver else uow.in_session(self.runtime.sessionmaker),
             self.write_context,
             fn,
             args,
@@ -190,15 +196,13 @@ def get_call(request: Request) -> Call:
     return Call(request)
 
 
-async def via_operator(session: AsyncSession, ctx: WriteContext, zone_id: str | None) -> bool:
+async def via_operator(session: Tx, ctx: WriteContext, zone_id: str | None) -> bool:
     """`*_via_operator` (§11): the operator header and the zone's coauthor badge."""
     if not ctx.operator_header:
         return False
     if zone_id is None:
         return True
-    badge = (
-        await session.execute(
-            text("SELECT operator_coauthor_badge FROM zones WHERE id = :id"), {"id": zone_id}
-        )
-    ).scalar_one_or_none()
+    badge = await (await driver.raw(session)).fetchval(
+        "SELECT operator_coauthor_badge FROM zones WHERE id = $1", zone_id
+    )
     return True if badge is None else bool(badge)

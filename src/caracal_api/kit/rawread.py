@@ -58,8 +58,10 @@ async def raw_reader(engine: AsyncEngine) -> AsyncIterator[RawSQL]:
 
 
 @asynccontextmanager
-async def raw_transaction(engine: AsyncEngine, *, async_commit: bool) -> AsyncIterator[RawSQL]:
-    """A short transaction on a pooled driver connection (the dispatcher's statements).
+async def driver_transaction(
+    engine: AsyncEngine, *, async_commit: bool = False
+) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction on a pooled driver connection, committed when the block ends.
 
     `async_commit`: COMMIT does not wait for the WAL flush (SET LOCAL synchronous_commit).
     asyncpg's transaction rolls back on any exception, cancellation included, so the
@@ -71,11 +73,18 @@ async def raw_transaction(engine: AsyncEngine, *, async_commit: bool) -> AsyncIt
             async with connection.transaction():
                 if async_commit:
                     await connection.execute("SET LOCAL synchronous_commit TO off")
-                yield RawSQL(connection)
+                yield connection
         except BaseException as exc:
             if _unusable_after(exc) or connection.is_in_transaction():
                 await conn.invalidate(exc if isinstance(exc, Exception) else None)
             raise
+
+
+@asynccontextmanager
+async def raw_transaction(engine: AsyncEngine, *, async_commit: bool) -> AsyncIterator[RawSQL]:
+    """A short transaction for `RawSQL` statements (the dispatcher's claim, mark, release)."""
+    async with driver_transaction(engine, async_commit=async_commit) as connection:
+        yield RawSQL(connection)
 
 
 def _unusable_after(exc: BaseException) -> bool:

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import asyncpg
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from caracal_api.audit import records
 from caracal_api.auth.actor import Actor
 from caracal_api.kit.db import is_retryable
+from caracal_api.kit.driver import DriverTx, Tx
+from caracal_api.kit.rawread import driver_transaction
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -42,7 +46,7 @@ class WriteContext:
         """Run `callback` once the transaction has committed (cache evictions, ...)."""
         self._after_commit.append(callback)
 
-    async def insert_audit(self, session: AsyncSession, record: dict[str, Any]) -> None:
+    async def insert_audit(self, session: Tx, record: dict[str, Any]) -> None:
         """Insert an extra admin-audit row (e.g. the DCR shutdown record) in this transaction."""
         await records.insert(session, record)
         self.touched_chains.add(records.chain_key(record["zone_id"]))
@@ -51,12 +55,38 @@ class WriteContext:
 ServiceFn = Callable[Concatenate[AsyncSession, WriteContext, P], Awaitable[T]]
 
 
+# Opens one unit of work's transaction; the block's normal end commits it.
+TxOpener = Callable[[], AbstractAsyncContextManager[Tx]]
+
+
+@asynccontextmanager
+async def _session_transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[Tx]:
+    async with sessionmaker() as session, session.begin():
+        yield session
+
+
+@asynccontextmanager
+async def _driver_transaction(engine: AsyncEngine) -> AsyncIterator[Tx]:
+    async with driver_transaction(engine) as connection:
+        yield DriverTx(connection)
+
+
+def in_session(sessionmaker: async_sessionmaker[AsyncSession]) -> TxOpener:
+    """Units of work on an ORM session (every service can run there)."""
+    return partial(_session_transaction, sessionmaker)
+
+
+def on_driver(engine: AsyncEngine) -> TxOpener:
+    """Units of work on the driver connection (services written against kit.driver only)."""
+    return partial(_driver_transaction, engine)
+
+
 def _backoff(attempt: int) -> float:
     return 0.010 * 2 ** (attempt - 1) + random.uniform(0, 0.010)
 
 
 async def run_in_transaction(
-    sessionmaker: Callable[[], AsyncSession],
+    open_tx: TxOpener,
     make_context: Callable[[], WriteContext],
     fn: Callable[..., Awaitable[T]],
     args: tuple[Any, ...],
@@ -64,7 +94,7 @@ async def run_in_transaction(
     status_code: int,
     audit_zone: Callable[[T], str | None] | None = None,
 ) -> tuple[T, WriteContext]:
-    """Run `fn(session, ctx, *args)` and its success record in one transaction.
+    """Run `fn(tx, ctx, *args)` and its success record in one transaction.
 
     SQLSTATE 40001/40P01 re-runs the whole function (at most 3 attempts in total). The
     caller responds only after this returns, i.e. after COMMIT.
@@ -73,9 +103,9 @@ async def run_in_transaction(
     while True:
         ctx = make_context()
         try:
-            async with sessionmaker() as session, session.begin():
-                # First: it begins the transaction that driver statements (kit.driver) join;
-                # now() is the transaction's start time whenever it is read.
+            async with open_tx() as session:
+                # First: on a session it begins the transaction that driver statements
+                # (kit.driver) join; now() is the transaction's start time whenever read.
                 occurred_at = await records.transaction_now(session)
                 result = await fn(session, ctx, *args)
                 record = records.build_record(

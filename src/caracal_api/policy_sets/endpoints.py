@@ -131,7 +131,9 @@ async def activate_policy_set(call: Call = Depends(get_call)) -> Response:
     await verify_remotely(
         sts.client_of(call.runtime.settings), set_id, checked.modules, tolerate_unreachable=True
     )
-    result = await call.run(service.activate, zone_id, set_id, payload.version_id, status_code=202)
+    result = await call.run(
+        service.activate, zone_id, set_id, payload.version_id, status_code=202, on_driver=True
+    )
     return call.respond(result, 202)
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from caracal_api.events import outbox
 from caracal_api.kit import driver
 from caracal_api.kit.call import via_operator
+from caracal_api.kit.driver import Tx
 from caracal_api.kit.ids import uuid7
 from caracal_api.kit.pagination import Cursor
 from caracal_api.kit.rawread import RawSQL
@@ -184,7 +185,7 @@ def status_url(zone_id: str, set_id: str, version_id: str, outbox_id: str) -> st
 
 
 async def activate(
-    session: AsyncSession, ctx: WriteContext, zone_id: str, set_id: str, version_id: str
+    session: Tx, ctx: WriteContext, zone_id: str, set_id: str, version_id: str
 ) -> dict[str, Any]:
     """PS7 step 5: switch the zone's active set and enqueue the invalidation."""
     db = await driver.raw(session)

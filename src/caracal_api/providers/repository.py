@@ -6,11 +6,14 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Row, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caracal_api.kit import driver
 from caracal_api.kit.db import constraint_name
+from caracal_api.kit.driver import Tx
 from caracal_api.kit.pagination import Cursor
 from caracal_api.providers.errors import ProviderIdentifierConflict
 
@@ -22,7 +25,7 @@ COLUMNS = (
 IDENTIFIER_INDEX = "providers_zone_identifier_active_uidx"
 
 
-def _identifier_conflict(exc: IntegrityError) -> bool:
+def _identifier_conflict(exc: IntegrityError | asyncpg.UniqueViolationError) -> bool:
     return constraint_name(exc) == IDENTIFIER_INDEX
 
 
@@ -142,18 +145,23 @@ async def set_connectivity(session: AsyncSession, zone_id: str, provider_id: str
     await session.execute(stmt, {"ok": ok, "id": provider_id, "zone": zone_id})
 
 
-async def ensure_none_provider(session: AsyncSession, zone_id: str) -> str:
-    """The zone's "none" provider for the control resource (objects.md §4.3)."""
+_ENSURE_NONE = (
+    "INSERT INTO providers (id, zone_id, name, identifier, provider_kind, config_json,"
+    " secret_config_keys) VALUES ($1, $2, 'No credential', 'provider://none', 'none',"
+    " '{}'::jsonb, '{}') ON CONFLICT (id) DO NOTHING"
+)
+
+
+async def ensure_none_provider(session: Tx, zone_id: str) -> str:
+    """The zone's "none" provider for the control resource (objects.md §4.3).
+
+    A live tenant provider already holding `provider://none` fails the insert, and with it
+    the whole unit of work (the 409 ends it), so no savepoint is needed.
+    """
     provider_id = f"provider-none-{zone_id}"
-    stmt = text(
-        "INSERT INTO providers (id, zone_id, name, identifier, provider_kind, config_json,"
-        " secret_config_keys) VALUES (:id, :zone, 'No credential', 'provider://none', 'none',"
-        " '{}'::jsonb, '{}') ON CONFLICT (id) DO NOTHING"
-    )
     try:
-        async with session.begin_nested():
-            await session.execute(stmt, {"id": provider_id, "zone": zone_id})
-    except IntegrityError as exc:
+        await (await driver.raw(session)).execute(_ENSURE_NONE, provider_id, zone_id)
+    except asyncpg.UniqueViolationError as exc:
         if _identifier_conflict(exc):
             raise ProviderIdentifierConflict() from None
         raise

@@ -65,7 +65,9 @@ async def create_resource(call: Call = Depends(get_call)) -> Response:
     gate = call.runtime.services.get("resource_quota")
     if gate is None:
         gate = call.runtime.services["resource_quota"] = QuotaGate()
-    row = await call.run(service.create_resource, zone_id, payload, quota, gate, status_code=201)
+    row = await call.run(
+        service.create_resource, zone_id, payload, quota, gate, status_code=201, on_driver=True
+    )
     return call.respond(row, 201)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caracal_api.kit import driver
 from caracal_api.kit.db import constraint_name
+from caracal_api.kit.driver import Tx
 from caracal_api.kit.pagination import Cursor
 from caracal_api.kit.rawread import RawSQL
 from caracal_api.kit.wirejson import ts
@@ -124,7 +125,7 @@ _CREATE_FACTS = (
 
 
 async def create_facts(
-    session: AsyncSession, zone_id: str, provider_id: str | None, base: str, *, count: bool
+    session: Tx, zone_id: str, provider_id: str | None, base: str, *, count: bool
 ) -> CreateFacts:
     """Zone and provider liveness, the live count (when `count`), and the base's lock."""
     row = await (await driver.raw(session)).fetchrow(
@@ -141,7 +142,7 @@ _TAKEN = (
 )
 
 
-async def taken_identifiers(session: AsyncSession, zone_id: str, base: str) -> set[str]:
+async def taken_identifiers(session: Tx, zone_id: str, base: str) -> set[str]:
     """Identifiers of every resource of the zone (archived included) that are base or
     start with `base-`.
 
@@ -168,7 +169,7 @@ _INSERT = (
 )
 
 
-async def insert(session: AsyncSession, values: dict[str, Any]) -> Mapping[str, Any]:
+async def insert(session: Tx, values: dict[str, Any]) -> Mapping[str, Any]:
     """Insert the resource; 409 resource_identifier_conflict when the identifier is live."""
     params = {**values, "operations": json.dumps(values["operations"], ensure_ascii=False)}
     row = await (await driver.raw(session)).fetchrow(

@@ -12,6 +12,7 @@ from caracal_api.auth.actor import Actor
 from caracal_api.errors import ReservedNamespace, ValidationFailed, issue
 from caracal_api.kit import wirejson
 from caracal_api.kit.call import via_operator
+from caracal_api.kit.driver import Tx
 from caracal_api.kit.ids import uuid7
 from caracal_api.kit.pagination import PageParams
 from caracal_api.kit.rawread import RawSQL
@@ -127,7 +128,7 @@ async def require_document(
 
 
 async def create_resource(
-    session: AsyncSession,
+    session: Tx,
     ctx: WriteContext,
     zone_id: str,
     payload: ResourceCreate,

@@ -28,7 +28,9 @@ def manifest_sha256(ids: Sequence[str]) -> str:
 
 
 @dataclass(frozen=True)
-class _Version:
+class StoredVersion:
+    """A policy version a manifest references, as the contract check reads it."""
+
     id: str
     content: str
     content_sha256: str
@@ -66,8 +68,8 @@ class _StaticVerdicts:
 _verdicts = _StaticVerdicts(_STATIC_CACHE_SIZE)
 
 
-async def check_manifest(db: RawSQL, zone_id: str, ids: Sequence[str]) -> CheckedManifest:
-    """The eight rules of §5.2, in order; raises InvalidPolicyContract."""
+def _check_entries(ids: Sequence[str]) -> None:
+    """Rules 1–3: at least one entry, at most MAX_MANIFEST, none twice."""
     if not ids:
         raise InvalidPolicyContract("empty_manifest", "The manifest lists no policy version.")
     if len(ids) > MAX_MANIFEST:
@@ -78,12 +80,28 @@ async def check_manifest(db: RawSQL, zone_id: str, ids: Sequence[str]) -> Checke
         raise InvalidPolicyContract(
             "duplicate_entries", "The manifest lists a policy version more than once."
         )
-    sql = (
-        "SELECT pv.id, pv.content, pv.content_sha256, pv.schema_version, p.zone_id"
-        " FROM policy_versions pv JOIN policies p ON p.id = pv.policy_id"
-        " WHERE pv.id = ANY($1::text[])"
-    )
-    rows = {row["id"]: _Version(*row) for row in await db.fetch(sql, list(ids))}
+
+
+_VERSIONS = (
+    "SELECT pv.id, pv.content, pv.content_sha256, pv.schema_version, p.zone_id"
+    " FROM policy_versions pv JOIN policies p ON p.id = pv.policy_id"
+    " WHERE pv.id = ANY($1::text[])"
+)
+
+
+async def check_manifest(db: RawSQL, zone_id: str, ids: Sequence[str]) -> CheckedManifest:
+    """The eight rules of §5.2, in order; raises InvalidPolicyContract."""
+    _check_entries(ids)
+    found = [StoredVersion(*row) for row in await db.fetch(_VERSIONS, list(ids))]
+    return check_fetched(zone_id, ids, found)
+
+
+def check_fetched(
+    zone_id: str, ids: Sequence[str], found: Sequence[StoredVersion]
+) -> CheckedManifest:
+    """`check_manifest` on versions already read (`found`: those of `ids` that exist)."""
+    _check_entries(ids)
+    rows = {version.id: version for version in found}
     missing = [version_id for version_id in ids if version_id not in rows]
     if missing:
         raise InvalidPolicyContract(

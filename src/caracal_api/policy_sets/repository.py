@@ -173,6 +173,31 @@ async def get_version_of_live_set(
     return await db.fetchrow(sql, version_id, set_id, zone_id)
 
 
+# The version and, in the same round trip, every policy version its manifest references
+# (as arrays: asyncpg decodes text[] natively, without a JSON detour for large contents).
+_VERSION_WITH_REFERENCED = (
+    f"SELECT {VERSION_COLUMNS}, v.manifest_json,"
+    " r.ids, r.contents, r.hashes, r.schemas, r.zones"
+    " FROM policy_set_versions v JOIN policy_sets s ON s.id = v.policy_set_id"
+    " LEFT JOIN LATERAL ("
+    "  SELECT array_agg(pv.id) AS ids, array_agg(pv.content) AS contents,"
+    "  array_agg(pv.content_sha256) AS hashes, array_agg(pv.schema_version) AS schemas,"
+    "  array_agg(p.zone_id) AS zones"
+    "  FROM policy_versions pv JOIN policies p ON p.id = pv.policy_id"
+    "  WHERE pv.id IN (SELECT e->>'policy_version_id'"
+    "   FROM jsonb_array_elements(v.manifest_json) AS e)) AS r ON true"
+    " WHERE v.id = $1 AND s.id = $2 AND s.zone_id = $3 AND s.archived_at IS NULL"
+)
+
+
+async def get_version_with_referenced(
+    db: RawSQL, zone_id: str, set_id: str, version_id: str
+) -> Record | None:
+    """`get_version_of_live_set` plus the referenced policy versions that exist, as
+    parallel arrays `ids, contents, hashes, schemas, zones` (NULL when none exists)."""
+    return await db.fetchrow(_VERSION_WITH_REFERENCED, version_id, set_id, zone_id)
+
+
 async def share_policy_versions(db: RawSQL, ids: Sequence[str]) -> int:
     """`SELECT … FOR SHARE` the referenced policy versions; returns how many exist."""
     sql = "SELECT id FROM policy_versions WHERE id = ANY($1::text[]) ORDER BY id FOR SHARE"

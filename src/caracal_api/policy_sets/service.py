@@ -26,7 +26,13 @@ from caracal_api.policy_sets.errors import (
     ReferencedPolicyVersionMissing,
     VersionNotFound,
 )
-from caracal_api.policy_sets.manifest import CheckedManifest, manifest_json, manifest_sha256
+from caracal_api.policy_sets.manifest import (
+    CheckedManifest,
+    StoredVersion,
+    check_fetched,
+    manifest_json,
+    manifest_sha256,
+)
 from caracal_api.policy_sets.schemas import PolicySetCreate
 from caracal_api.zones.service import require_zone
 
@@ -114,6 +120,29 @@ async def version_of_live_set(db: RawSQL, zone_id: str, set_id: str, version_id:
     if row is None:
         raise VersionNotFound()
     return row
+
+
+async def check_activation(
+    db: RawSQL, zone_id: str, set_id: str, version_id: str
+) -> CheckedManifest:
+    """PS7 steps 2–3 in one round trip: the version must be one of this live set (404
+    `version_not_found`) and its manifest must pass the contract check."""
+    row = await repo.get_version_with_referenced(db, zone_id, set_id, version_id)
+    if row is None:
+        raise VersionNotFound()
+    ids = manifest_ids(row["manifest_json"])
+    found = [
+        StoredVersion(*fields)
+        for fields in zip(
+            row["ids"] or (),
+            row["contents"] or (),
+            row["hashes"] or (),
+            row["schemas"] or (),
+            row["zones"] or (),
+            strict=True,
+        )
+    ]
+    return check_fetched(zone_id, ids, found)
 
 
 # --- writes --------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -304,3 +305,46 @@ async def test_newest_invalidation_uses_its_index_and_survives_retention(api: Ap
         )
         lines = "\n".join(row[0] for row in plan)
     assert "event_outbox_invalidate_set_idx" in lines
+
+
+async def test_activation_checks_the_stored_manifest(api: Api) -> None:
+    # Versions written by other components are checked again on activation (PS7 step 3),
+    # from the one read that also finds the version.
+    zone = (await api.zone())["id"]
+    policy = await create_policy(api, zone)
+    set_id = (await create_set(api, zone))["id"]
+    other_zone = (await api.zone())["id"]
+    foreign = (await create_policy(api, other_zone))["version_id"]
+    own = policy["version_id"]
+    cases = {
+        "empty_manifest": [],
+        "duplicate_entries": [own, own],
+        "missing_versions": [own, "pv-never-written"],
+        "foreign_zone": [own, foreign],
+    }
+    for number, (reason, ids) in enumerate(cases.items(), start=100):
+        version_id = f"psv-{reason}-{set_id[-8:]}"
+        manifest = json.dumps([{"policy_version_id": i} for i in ids])
+        await sql(
+            api,
+            "INSERT INTO policy_set_versions (id, policy_set_id, version, manifest_json,"
+            " manifest_sha256, schema_version, created_by)"
+            " VALUES (:id, :s, :n, CAST(:m AS jsonb), 'x', '2026-05-20', 'test')",
+            id=version_id,
+            s=set_id,
+            n=number,
+            m=manifest,
+        )
+        response = await api.post(
+            f"/v1/zones/{zone}/policy-sets/{set_id}/activate", json={"version_id": version_id}
+        )
+        body = assert_envelope(response, 422, "invalid_policy_contract")
+        assert body["details"]["reason"] == reason, body
+    assert await invalidations(api, set_id) == []
+    active = await sql(
+        api,
+        "SELECT active_version_id FROM policy_set_bindings"
+        " WHERE zone_id = :z AND active_version_id IS NOT NULL",
+        z=zone,
+    )
+    assert active == []

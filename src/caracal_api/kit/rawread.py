@@ -8,7 +8,7 @@ still comes from the engine's pool, so pool size, timeouts and server settings a
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import asyncpg
@@ -63,21 +63,38 @@ async def driver_transaction(
 ) -> AsyncIterator[asyncpg.Connection]:
     """A transaction on a pooled driver connection, committed when the block ends.
 
-    `async_commit`: COMMIT does not wait for the WAL flush (SET LOCAL synchronous_commit).
-    asyncpg's transaction rolls back on any exception, cancellation included, so the
-    connection goes back to the pool idle; a driver-level failure invalidates it.
+    `async_commit`: COMMIT does not wait for the WAL flush (SET LOCAL synchronous_commit);
+    BEGIN and the SET go out as one simple query, one round trip instead of two.
+    An exception rolls the transaction back, so the connection goes back to the pool idle;
+    a driver-level failure or a cancellation invalidates it instead.
     """
     async with engine.connect() as conn:
         connection = await _driver_connection(conn)
         try:
-            async with connection.transaction():
-                if async_commit:
-                    await connection.execute("SET LOCAL synchronous_commit TO off")
-                yield connection
+            if async_commit:
+                await connection.execute("BEGIN; SET LOCAL synchronous_commit TO off")
+                try:
+                    yield connection
+                except Exception:
+                    await _rollback_if_usable(connection)
+                    raise
+                await connection.execute("COMMIT")
+            else:
+                async with connection.transaction():
+                    yield connection
         except BaseException as exc:
             if _unusable_after(exc) or connection.is_in_transaction():
                 await conn.invalidate(exc if isinstance(exc, Exception) else None)
             raise
+
+
+async def _rollback_if_usable(connection: asyncpg.Connection) -> None:
+    """ROLLBACK after a failed statement; a connection that cannot is invalidated later."""
+    if connection.is_closed() or not connection.is_in_transaction():
+        return
+    # A failed ROLLBACK leaves it in a transaction, and the caller invalidates it.
+    with suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        await connection.execute("ROLLBACK")
 
 
 @asynccontextmanager

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 
-from caracal_api.kit import driver
+from caracal_api.kit import driver, rawread
 from caracal_api.kit.ids import uuid7
 from caracal_api.resources import service as resource_service
 from caracal_api.zones.errors import ZoneNotFound
@@ -96,7 +97,6 @@ async def test_a_driver_unit_of_work_retries_serialization_failures(
         assert names == []
         rows = await wait_records(api, request_id)
         assert [r.status_code for r in rows] == [response.status_code]
-    assert api.runtime.engine.pool.checkedout() == 0
 
 
 async def test_a_failed_driver_unit_of_work_leaves_nothing_and_a_clean_connection(
@@ -122,3 +122,44 @@ async def test_a_failed_driver_unit_of_work_leaves_nothing_and_a_clean_connectio
         )
     )
     assert [r.status_code for r in created] == [201] * api.runtime.settings.db_pool_max
+
+
+# --- kit.rawread.driver_transaction (the dispatcher's statements) --------------------------
+
+
+async def test_an_async_commit_transaction_commits_and_scopes_its_setting(api: Api) -> None:
+    engine = api.runtime.engine
+    zone = await api.zone(unique("async commit"))
+    async with rawread.driver_transaction(engine, async_commit=True) as conn:
+        assert await conn.fetchval("SELECT current_setting('synchronous_commit')") == "off"
+        await conn.execute("UPDATE zones SET name = $1 WHERE id = $2", "renamed", zone["id"])
+    async with rawread.raw_reader(engine) as db:
+        assert await db.fetchval("SELECT name FROM zones WHERE id = $1", zone["id"]) == "renamed"
+        # SET LOCAL ended with the transaction on whichever pooled connection ran it.
+        assert await db.fetchval("SELECT current_setting('synchronous_commit')") == "on"
+
+
+async def test_a_failed_async_commit_transaction_rolls_back_and_keeps_the_connection(
+    api: Api,
+) -> None:
+    engine = api.runtime.engine
+    zone = await api.zone(unique("async rollback"))
+    pids: list[int] = []
+
+    async def rename_then(fail: str) -> None:
+        async with rawread.driver_transaction(engine, async_commit=True) as conn:
+            pids.append(conn.get_server_pid())
+            await conn.execute("UPDATE zones SET name = 'lost' WHERE id = $1", zone["id"])
+            if fail == "sql":
+                await conn.execute("SELECT * FROM no_such_table")
+            raise RuntimeError("caller gave up")
+
+    with pytest.raises(asyncpg.UndefinedTableError):
+        await rename_then("sql")
+    with pytest.raises(RuntimeError):
+        await rename_then("caller")
+    async with rawread.raw_reader(engine) as db:
+        assert await db.fetchval("SELECT name FROM zones WHERE id = $1", zone["id"]) == zone["name"]
+        # Rolled back, not invalidated: the server session lives on in the pool.
+        alive = await db.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pids[0])
+    assert alive == 1

@@ -75,6 +75,25 @@ def wait_listening(port: int, processes: int, timeout: float = 120) -> None:
         time.sleep(0.2)
 
 
+def cpu_times() -> list[int]:
+    """The machine's aggregate CPU counters (`cpu` line of /proc/stat), in clock ticks."""
+    with open("/proc/stat") as stat:
+        return [int(value) for value in stat.readline().split()[1:]]
+
+
+def report_steal(before: list[int], after: list[int]) -> None:
+    """Print the share of CPU time the hypervisor took from this virtual machine.
+
+    On a shared host, figures measured while steal is high say more about the neighbours
+    than about the server; the run prints it so a table can be judged (docs/performance.md).
+    """
+    delta = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(delta[:8])  # user nice system idle iowait irq softirq steal
+    steal = delta[7] if len(delta) > 7 else 0
+    if total > 0:
+        print(f"host CPU steal during the run: {100 * steal / total:.1f}%", file=sys.stderr)
+
+
 def start_profiler(out: str, pid: int) -> subprocess.Popen[bytes]:
     """py-spy sampling the server (and its children) until interrupted; writes a flame graph."""
     command = ["py-spy", "record", "--pid", str(pid), "--subprocesses", "--output", out]
@@ -173,9 +192,11 @@ def main() -> int:
             if args.out_md:
                 command += ["--out-md", args.out_md]
             profiler = start_profiler(args.profile, server.pid) if args.profile else None
+            before = cpu_times()
             try:
                 return subprocess.run(command, check=False).returncode
             finally:
+                report_steal(before, cpu_times())
                 if profiler is not None:
                     profiler.send_signal(signal.SIGINT)
                     profiler.wait(60)

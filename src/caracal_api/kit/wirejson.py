@@ -33,14 +33,15 @@ def document(text: str) -> orjson.Fragment:
 
 
 class VersionedDocuments:
-    """Rendered documents by row version, for pages that mostly repeat (an LRU per process,
+    """Rendered JSON by content version, for reads that mostly repeat (an LRU per process,
     bounded by the total size of its documents).
 
-    The key names one version of one row: (id, xmin, updated_at). PostgreSQL gives every
-    new row version a new xmin, whoever wrote it, so a cached document is never stale for
-    its key and needs no invalidation, in this process or any other. (xmin values recur
-    only after about four billion transactions; the LRU has long forgotten them by then,
-    and updated_at would have to repeat as well.)
+    The key names one version of the content: for a resource page, the page's query and a
+    digest of its rows' (id, xmin, updated_at). PostgreSQL gives every new row version a
+    new xmin, whoever wrote it, so a cached document is never stale for its key and needs
+    no invalidation, in this process or any other. (xmin values recur only after about
+    four billion transactions; the LRU has long forgotten them by then, and updated_at
+    would have to repeat as well.)
     """
 
     def __init__(self, max_bytes: int) -> None:

@@ -20,8 +20,8 @@ from caracal_api.zones.service import require_zone
 router = CaracalRouter(tags=["resources"])
 
 BASE = "/v1/zones/{zoneId}/resources"
-# Per process: room for ~30,000 typical (~1 KB) resource documents.
-DOCUMENT_CACHE_BYTES = 32 * 1024 * 1024
+# Per process: room for ~300 full pages of typical (~1 KB) resources.
+PAGE_CACHE_BYTES = 32 * 1024 * 1024
 
 
 @router.get(BASE, auth="R", response_model=ResourceList)
@@ -29,13 +29,12 @@ async def list_resources(call: Call = Depends(get_call)) -> Response:
     """List the zone's active (default) or archived resources."""
     status = call.query.enum("status", ("active", "archived"), "active")
     params = page_params(call.query)
-    documents = call.runtime.services.get("resource_documents")
-    if documents is None:
-        documents = VersionedDocuments(DOCUMENT_CACHE_BYTES)
-        call.runtime.services["resource_documents"] = documents
+    pages = call.runtime.services.get("resource_pages")
+    if pages is None:
+        pages = call.runtime.services["resource_pages"] = VersionedDocuments(PAGE_CACHE_BYTES)
     async with call.raw_read() as db:
         result = await service.list_page(
-            db, documents, call.actor, call.path["zoneId"], status == "archived", params
+            db, pages, call.actor, call.path["zoneId"], status == "archived", params
         )
     return call.respond(result)
 

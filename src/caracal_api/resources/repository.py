@@ -68,13 +68,20 @@ class PageQuery:
         return f" WHERE {where} ORDER BY t.created_at DESC, t.id DESC LIMIT $2", args
 
 
-async def list_versions(db: RawSQL, query: PageQuery) -> list[Any]:
-    """A page of (id, xmin, updated_at, created_at), newest first: what names each row's
-    current version, without rendering anything."""
+async def page_version(db: RawSQL, query: PageQuery) -> tuple[int, str]:
+    """(rows, digest) naming the current version of a page without rendering it: the
+    digest covers each row's (id, xmin, updated_at) in page order, so any write to a row
+    of the page, and any row entering or leaving it, changes it. One row comes back
+    however long the page, so a page served from the cache decodes almost nothing."""
     where, args = query.where()
-    return await db.fetch(
-        f"SELECT t.id, t.xmin, t.updated_at, t.created_at FROM resources t{where}", *args
+    row = await db.fetchrow(
+        "SELECT count(*), coalesce(md5(string_agg(p.id || ' ' || p.xmin::text || ' '"
+        " || p.updated_at::text, ',' ORDER BY p.created_at DESC, p.id DESC)), '')"
+        f" FROM (SELECT t.id, t.xmin, t.updated_at, t.created_at FROM resources t{where}) p",
+        *args,
     )
+    assert row is not None
+    return int(row[0]), str(row[1])
 
 
 async def list_documents(db: RawSQL, query: PageQuery) -> list[Any]:

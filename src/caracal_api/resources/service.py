@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caracal_api.auth.actor import Actor
 from caracal_api.errors import ReservedNamespace, ValidationFailed, issue
-from caracal_api.kit import wirejson
+from caracal_api.kit import jsonio, wirejson
 from caracal_api.kit.call import via_operator
 from caracal_api.kit.driver import Tx
 from caracal_api.kit.ids import uuid7
@@ -96,23 +96,27 @@ def _routing(provider_id: str | None, upstream_url: str | None) -> None:
 
 async def list_page(
     db: RawSQL,
-    documents: VersionedDocuments,
+    pages: VersionedDocuments,
     actor: Actor,
     zone_id: str,
     archived: bool,
     params: PageParams,
-) -> dict[str, Any]:
-    """A page of wire documents: from the cache when it holds every row's current version,
+) -> orjson.Fragment:
+    """A page's response body: from the cache when it holds the page's current version,
     else rendered by PostgreSQL in one statement (which refills the cache)."""
     query = repo.PageQuery(zone_id, archived, actor.is_global, params.limit, params.cursor)
-    versions = await repo.list_versions(db, query)
-    cached = [documents.get((row[0], row[1], row[2])) for row in versions]
-    if all(fragment is not None for fragment in cached):
-        last = (versions[-1][3], versions[-1][0]) if versions else None
-        return wirejson.page([f for f in cached if f is not None], last, params.limit)
-    rows = await repo.list_documents(db, query)
-    items = [documents.put((row[2], row[4], row[5]), row[0]) for row in rows]
-    return wirejson.page(items, (rows[-1][1], rows[-1][2]) if rows else None, params.limit)
+    rows, digest = await repo.page_version(db, query)
+    cursor = (params.cursor.ts, params.cursor.id) if params.cursor else None
+    key = (zone_id, archived, actor.is_global, params.limit, cursor, rows, digest)
+    cached = pages.get(key)
+    if cached is not None:
+        return cached
+    documents = await repo.list_documents(db, query)
+    last = (documents[-1][1], documents[-1][2]) if documents else None
+    page = wirejson.page([document(row[0]) for row in documents], last, params.limit)
+    # Stored under the version read first: if a write landed in between, this rendering
+    # is newer than its key, and that version is never read again.
+    return pages.put(key, jsonio.dumps(page).decode())
 
 
 async def require_document(

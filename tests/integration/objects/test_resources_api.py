@@ -386,7 +386,7 @@ async def test_cached_pages_follow_every_row_version(api: Api) -> None:
     for i in range(3):
         await create(api, zone, body(pid, name=f"v{i}"))
     first = (await api.get(base(zone) + "?limit=2")).json()
-    cache = api.runtime.services["resource_documents"]
+    cache = api.runtime.services["resource_pages"]
     cached_before = len(cache)
     again = (await api.get(base(zone) + "?limit=2")).json()
     assert again == first
@@ -400,3 +400,28 @@ async def test_cached_pages_follow_every_row_version(api: Api) -> None:
     assert after["next_cursor"] == first["next_cursor"]
     rest = (await api.get(base(zone) + f"?limit=2&cursor={after['next_cursor']}")).json()
     assert [item["name"] for item in rest["items"]] == ["v0"]
+
+
+async def test_cached_pages_follow_membership_and_who_asks(api: Api) -> None:
+    """A page is cached per query and caller kind; rows entering or leaving it show at once."""
+    zone = await api.zone()
+    control = {"name": "Control", "identifier": "caracal-control", "scopes": ["control:invoke"]}
+    pid = (await create(api, zone, control))["credential_provider_id"]  # the zone's "none"
+    await create(api, zone, body(pid, name="first"))
+    reader = (await api.mint("read", zone=zone["id"]))["token"]
+
+    async def names(token: str | None = None) -> list[str]:
+        response = await api.get(base(zone), token=token) if token else await api.get(base(zone))
+        assert response.status_code == 200, response.text
+        return [item["name"] for item in response.json()["items"]]
+
+    for _ in range(2):  # the second round is served from the cache
+        assert await names() == ["first", "Control"]
+        assert await names(reader) == ["first"]
+    newest = await create(api, zone, body(pid, name="second"))
+    assert await names() == ["second", "first", "Control"]
+    assert await names(reader) == ["second", "first"]
+    assert (await api.delete(f"{base(zone)}/{newest['id']}")).status_code == 204
+    assert await names(reader) == ["first"]
+    archived = (await api.get(base(zone) + "?status=archived")).json()["items"]
+    assert [item["name"] for item in archived] == ["second"]

@@ -198,22 +198,27 @@ async def get_version_with_referenced(
     return await db.fetchrow(_VERSION_WITH_REFERENCED, version_id, set_id, zone_id)
 
 
-async def share_policy_versions(db: RawSQL, ids: Sequence[str]) -> int:
-    """`SELECT … FOR SHARE` the referenced policy versions; returns how many exist."""
-    sql = "SELECT id FROM policy_versions WHERE id = ANY($1::text[]) ORDER BY id FOR SHARE"
-    return len(await db.fetch(sql, sorted(set(ids))))
-
-
 # --- bindings ------------------------------------------------------------------------------
 
+# One round trip for two independent steps of PS7 step 5. The deactivation stays apart from
+# activate_binding: one active binding per zone is checked row by row, so the others must
+# be cleared by an earlier statement.
+_SHARE_AND_DEACTIVATE_OTHERS = (
+    "WITH shared AS (SELECT id FROM policy_versions WHERE id = ANY($3::text[])"
+    " ORDER BY id FOR SHARE),"
+    " cleared AS (UPDATE policy_set_bindings SET active_version_id = NULL, updated_at = now()"
+    " WHERE zone_id = $1 AND policy_set_id <> $2 AND active_version_id IS NOT NULL)"
+    " SELECT count(*) FROM shared"
+)
 
-async def deactivate_others(db: RawSQL, zone_id: str, set_id: str) -> None:
-    """Separate from activate_binding: one active binding per zone is checked row by row."""
-    sql = (
-        "UPDATE policy_set_bindings SET active_version_id = NULL, updated_at = now()"
-        " WHERE zone_id = $1 AND policy_set_id <> $2 AND active_version_id IS NOT NULL"
-    )
-    await db.execute(sql, zone_id, set_id)
+
+async def share_versions_and_deactivate_others(
+    db: RawSQL, zone_id: str, set_id: str, ids: Sequence[str]
+) -> int:
+    """`FOR SHARE` the referenced policy versions (returns how many exist) and clear the
+    zone's other active bindings."""
+    shared = await db.fetchval(_SHARE_AND_DEACTIVATE_OTHERS, zone_id, set_id, sorted(set(ids)))
+    return int(shared)
 
 
 async def activate_binding(

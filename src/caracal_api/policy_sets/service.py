@@ -223,9 +223,8 @@ async def activate(
     if row is None:
         raise VersionNotFound()
     ids = manifest_ids(row["manifest_json"])
-    if await repo.share_policy_versions(db, ids) < len(set(ids)):
+    if await repo.share_versions_and_deactivate_others(db, zone_id, set_id, ids) < len(set(ids)):
         raise ReferencedPolicyVersionMissing()
-    await repo.deactivate_others(db, zone_id, set_id)
     via = await via_operator(session, ctx, zone_id)
     if not await repo.activate_binding(db, zone_id, set_id, version_id, ctx.actor_label, via):
         raise PolicySetBindingNotFound()

@@ -7,10 +7,11 @@ import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from sqlalchemy import text
 
 from caracal_api.kit.uow import WriteContext
-from caracal_api.policy_sets import service
+from caracal_api.policy_sets import endpoints, service
 from tests.conftest import Api, assert_envelope
 from tests.integration.policies.support import (
     activate,
@@ -348,3 +349,43 @@ async def test_activation_checks_the_stored_manifest(api: Api) -> None:
         z=zone,
     )
     assert active == []
+
+
+async def test_a_version_gone_after_the_check_stops_the_activation(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # policy_versions rows are immutable; a replica-role session (no triggers) stands in for
+    # whatever could still remove one between the check and the transaction.
+    zone = (await api.zone())["id"]
+    first, second = await create_policy(api, zone), await create_policy(api, zone)
+    current = await create_set(api, zone)
+    kept = await set_version(api, zone, current["id"], first["version_id"])
+    await activate(api, zone, current["id"], kept["version_id"])
+    target = await create_set(api, zone)
+    version = await set_version(api, zone, target["id"], first["version_id"], second["version_id"])
+    real_verify = endpoints.verify_locally
+
+    async def verify_then_remove(*args: Any) -> Any:
+        result = await real_verify(*args)
+        async with api.runtime.engine.begin() as conn:
+            await conn.execute(text("SET LOCAL session_replication_role = replica"))
+            await conn.execute(
+                text("DELETE FROM policy_versions WHERE id = :id"), {"id": second["version_id"]}
+            )
+        return result
+
+    monkeypatch.setattr(endpoints, "verify_locally", verify_then_remove)
+    response = await api.post(
+        f"/v1/zones/{zone}/policy-sets/{target['id']}/activate",
+        json={"version_id": version["version_id"]},
+    )
+    assert_envelope(response, 409, "referenced_policy_version_missing")
+    # Rolled back as a whole: the zone's active set is still the first one.
+    active = await sql(
+        api,
+        "SELECT policy_set_id FROM policy_set_bindings"
+        " WHERE zone_id = :z AND active_version_id IS NOT NULL",
+        z=zone,
+    )
+    assert [row.policy_set_id for row in active] == [current["id"]]
+    assert len(await invalidations(api, target["id"])) == 0

@@ -8,6 +8,8 @@ stream event). Prints the driver's table; never asserts on time.
 The driver is the stdlib-only `bench.py` shipped beside this repository
 (`../shared/bench/bench.py` by default; `--driver` points elsewhere). The server runs with
 `LOG_LEVEL=warn` and rate limits off, in a throwaway database that is dropped afterwards.
+Each scenario is one driver run, followed by the share of CPU time the hypervisor stole
+from the machine meanwhile (`--out-md FILE` writes FILE-<scenario>.md).
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def cpu_times() -> list[int]:
         return [int(value) for value in stat.readline().split()[1:]]
 
 
-def report_steal(before: list[int], after: list[int]) -> None:
+def report_steal(scenario: str, before: list[int], after: list[int]) -> None:
     """Print the share of CPU time the hypervisor took from this virtual machine.
 
     On a shared host, figures measured while steal is high say more about the neighbours
@@ -91,7 +93,23 @@ def report_steal(before: list[int], after: list[int]) -> None:
     total = sum(delta[:8])  # user nice system idle iowait irq softirq steal
     steal = delta[7] if len(delta) > 7 else 0
     if total > 0:
-        print(f"host CPU steal during the run: {100 * steal / total:.1f}%", file=sys.stderr)
+        print(f"{scenario}: host CPU steal {100 * steal / total:.1f}%", file=sys.stderr)
+
+
+def run_scenarios(command: list[str], scenarios: list[str], out_md: str | None) -> int:
+    """One driver run per scenario, each followed by the steal it saw (steal comes in
+    bursts, so a whole-run average would hide which figures it touched). `--out-md FILE`
+    writes FILE-<scenario>.md."""
+    worst = 0
+    for scenario in scenarios:
+        extra = ["--scenarios", scenario]
+        if out_md:
+            stem = out_md.removesuffix(".md")
+            extra += ["--out-md", f"{stem}-{scenario}.md"]
+        before = cpu_times()
+        worst = max(worst, subprocess.run(command + extra, check=False).returncode)
+        report_steal(scenario, before, cpu_times())
+    return worst
 
 
 def start_profiler(out: str, pid: int) -> subprocess.Popen[bytes]:
@@ -176,8 +194,6 @@ def main() -> int:
                 str(server.pid),
                 "--stack-pid",
                 ",".join(stack_pids()),
-                "--scenarios",
-                args.scenarios,
                 "--concurrency",
                 args.concurrency,
                 "--activate-concurrency",
@@ -189,14 +205,10 @@ def main() -> int:
                 "--label",
                 args.label or f"caracal-api {name}",
             ]
-            if args.out_md:
-                command += ["--out-md", args.out_md]
             profiler = start_profiler(args.profile, server.pid) if args.profile else None
-            before = cpu_times()
             try:
-                return subprocess.run(command, check=False).returncode
+                return run_scenarios(command, args.scenarios.split(","), args.out_md)
             finally:
-                report_steal(before, cpu_times())
                 if profiler is not None:
                     profiler.send_signal(signal.SIGINT)
                     profiler.wait(60)

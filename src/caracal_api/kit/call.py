@@ -147,9 +147,9 @@ class Call:
         `on_driver`: the function takes a `kit.driver.Tx` and uses only driver statements,
         so its transaction skips the ORM session (kit.driver).
         """
-        engine = self.runtime.engine
+        runtime = self.runtime
         result, ctx = await run_in_transaction(
-            uow.on_driver(engine) if on_driver else uow.in_session(self.runtime.sessionmaker),
+            uow.on_driver(runtime.engine) if on_driver else uow.in_session(runtime.sessionmaker),
             self.write_context,
             fn,
             args,

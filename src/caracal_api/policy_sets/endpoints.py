@@ -124,7 +124,7 @@ async def activate_policy_set(call: Call = Depends(get_call)) -> Response:
     zone_id, set_id = call.path["zoneId"], call.path["id"]
     payload = call.body(ActivateBody, code=INVALID_BODY)
     async with call.raw_read() as db:
-        checked = await service.check_activation(db, zone_id, set_id, payload.version_id)
+        _, _, checked = await service.checked_version(db, zone_id, set_id, payload.version_id)
     await verify_locally(rego_engine(call.runtime), checked.modules)
     await verify_remotely(
         sts.client_of(call.runtime.settings), set_id, checked.modules, tolerate_unreachable=True
@@ -164,9 +164,9 @@ async def simulate_policy_set(call: Call = Depends(get_call)) -> Response:
     zone_id, set_id = call.path["zoneId"], call.path["id"]
     payload = call.body(SimulateBody, code=INVALID_BODY)
     async with call.raw_read() as db:
-        version = await service.version_of_live_set(db, zone_id, set_id, payload.version_id)
-        ids = service.manifest_ids(version["manifest_json"])
-        checked = await check_manifest(db, zone_id, ids)
+        version, ids, checked = await service.checked_version(
+            db, zone_id, set_id, payload.version_id
+        )
     engine = rego_engine(call.runtime)
     await verify_locally(engine, checked.modules)
     result = await simulate(

@@ -159,42 +159,39 @@ async def get_version_in_zone(
     return (await session.execute(stmt, params)).first()
 
 
-async def get_version_of_live_set(
-    db: RawSQL, zone_id: str, set_id: str, version_id: str, *, lock: bool = False
+# A version of a live set of the zone: $1 version, $2 set, $3 zone.
+_VERSION_FROM = " FROM policy_set_versions v JOIN policy_sets s ON s.id = v.policy_set_id"
+_OF_LIVE_SET = " WHERE v.id = $1 AND s.id = $2 AND s.zone_id = $3 AND s.archived_at IS NULL"
+
+
+async def lock_version_of_live_set(
+    db: RawSQL, zone_id: str, set_id: str, version_id: str
 ) -> Record | None:
-    """PS7/PS9: the version of this live set in this zone (`FOR UPDATE OF` the set)."""
-    suffix = " FOR UPDATE OF s" if lock else ""
-    sql = (
-        f"SELECT {VERSION_COLUMNS}, v.manifest_json FROM policy_set_versions v"
-        " JOIN policy_sets s ON s.id = v.policy_set_id"
-        " WHERE v.id = $1 AND s.id = $2 AND s.zone_id = $3 AND s.archived_at IS NULL"
-        f"{suffix}"
-    )
+    """PS7 step 5: the version of this live set in this zone, `FOR UPDATE OF` the set."""
+    sql = f"SELECT {VERSION_COLUMNS}, v.manifest_json{_VERSION_FROM}{_OF_LIVE_SET} FOR UPDATE OF s"
     return await db.fetchrow(sql, version_id, set_id, zone_id)
 
 
 # The version and, in the same round trip, every policy version its manifest references
 # (as arrays: asyncpg decodes text[] natively, without a JSON detour for large contents).
 _VERSION_WITH_REFERENCED = (
-    f"SELECT {VERSION_COLUMNS}, v.manifest_json,"
-    " r.ids, r.contents, r.hashes, r.schemas, r.zones"
-    " FROM policy_set_versions v JOIN policy_sets s ON s.id = v.policy_set_id"
+    f"SELECT {VERSION_COLUMNS}, v.manifest_json, r.ids, r.contents, r.hashes, r.schemas,"
+    f" r.zones{_VERSION_FROM}"
     " LEFT JOIN LATERAL ("
     "  SELECT array_agg(pv.id) AS ids, array_agg(pv.content) AS contents,"
     "  array_agg(pv.content_sha256) AS hashes, array_agg(pv.schema_version) AS schemas,"
     "  array_agg(p.zone_id) AS zones"
     "  FROM policy_versions pv JOIN policies p ON p.id = pv.policy_id"
     "  WHERE pv.id IN (SELECT e->>'policy_version_id'"
-    "   FROM jsonb_array_elements(v.manifest_json) AS e)) AS r ON true"
-    " WHERE v.id = $1 AND s.id = $2 AND s.zone_id = $3 AND s.archived_at IS NULL"
+    f"   FROM jsonb_array_elements(v.manifest_json) AS e)) AS r ON true{_OF_LIVE_SET}"
 )
 
 
 async def get_version_with_referenced(
     db: RawSQL, zone_id: str, set_id: str, version_id: str
 ) -> Record | None:
-    """`get_version_of_live_set` plus the referenced policy versions that exist, as
-    parallel arrays `ids, contents, hashes, schemas, zones` (NULL when none exists)."""
+    """The version of this live set in this zone, with the referenced policy versions that
+    exist as parallel arrays `ids, contents, hashes, schemas, zones` (NULL when none)."""
     return await db.fetchrow(_VERSION_WITH_REFERENCED, version_id, set_id, zone_id)
 
 

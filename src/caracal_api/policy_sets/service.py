@@ -114,19 +114,11 @@ async def get_version(
     }
 
 
-async def version_of_live_set(db: RawSQL, zone_id: str, set_id: str, version_id: str) -> Record:
-    """PS7/PS9 step 2: 404 `version_not_found` unless it is a version of this live set."""
-    row = await repo.get_version_of_live_set(db, zone_id, set_id, version_id)
-    if row is None:
-        raise VersionNotFound()
-    return row
-
-
-async def check_activation(
+async def checked_version(
     db: RawSQL, zone_id: str, set_id: str, version_id: str
-) -> CheckedManifest:
-    """PS7 steps 2–3 in one round trip: the version must be one of this live set (404
-    `version_not_found`) and its manifest must pass the contract check."""
+) -> tuple[Record, list[str], CheckedManifest]:
+    """PS7/PS9 steps 2–3 in one round trip: the version, which must be one of this live set
+    (404 `version_not_found`), its manifest's ids, and the manifest's contract check."""
     row = await repo.get_version_with_referenced(db, zone_id, set_id, version_id)
     if row is None:
         raise VersionNotFound()
@@ -142,7 +134,7 @@ async def check_activation(
             strict=True,
         )
     ]
-    return check_fetched(zone_id, ids, found)
+    return row, ids, check_fetched(zone_id, ids, found)
 
 
 # --- writes --------------------------------------------------------------------------------
@@ -219,7 +211,7 @@ async def activate(
     """PS7 step 5: switch the zone's active set and enqueue the invalidation."""
     db = await driver.raw(session)
     await repo.lock_activation(db, zone_id)
-    row = await repo.get_version_of_live_set(db, zone_id, set_id, version_id, lock=True)
+    row = await repo.lock_version_of_live_set(db, zone_id, set_id, version_id)
     if row is None:
         raise VersionNotFound()
     ids = manifest_ids(row["manifest_json"])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -21,6 +21,7 @@ from caracal_api.config import Settings
 from caracal_api.kit import db
 
 log = logging.getLogger("caracal_api.runtime")
+T = TypeVar("T")
 
 
 @dataclass
@@ -90,6 +91,13 @@ class Runtime:
             embedded_postgres=embedded_postgres,
             embedded_redis=embedded_redis,
         )
+
+    def service(self, key: str, make: Callable[[], T]) -> T:
+        """The process's domain singleton under `key` (`services`), made on first use."""
+        found = self.services.get(key)
+        if found is None:
+            found = self.services[key] = make()
+        return found
 
     def wake_dispatcher(self) -> None:
         """After a commit that wrote outbox rows: the in-process dispatcher (if this process

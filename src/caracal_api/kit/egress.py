@@ -329,8 +329,4 @@ def _connect_message(exc: httpx.ConnectError) -> str:
 
 def egress_of(runtime: Any) -> Egress:
     """The process's Egress, built once from its settings (`Runtime.services`)."""
-    egress = runtime.services.get("egress")
-    if egress is None:
-        egress = Egress(EgressPolicy.from_settings(runtime.settings))
-        runtime.services["egress"] = egress
-    return egress
+    return runtime.service("egress", lambda: Egress(EgressPolicy.from_settings(runtime.settings)))

@@ -15,12 +15,9 @@ WINDOWS = {"dcr": 1, "providertest": 60, "providerdiscovery": 60}
 
 
 def limiter(runtime: Any, name: str) -> BurstLimiter:
-    key = f"limiter:{name}"
-    found = runtime.services.get(key)
-    if found is None:
-        found = BurstLimiter(name, WINDOWS[name], ROUTE_LIMIT, runtime.redis)
-        runtime.services[key] = found
-    return found
+    return runtime.service(
+        f"limiter:{name}", lambda: BurstLimiter(name, WINDOWS[name], ROUTE_LIMIT, runtime.redis)
+    )
 
 
 async def hit(runtime: Any, name: str, subject: str) -> int | None:

@@ -29,9 +29,7 @@ async def list_resources(call: Call = Depends(get_call)) -> Response:
     """List the zone's active (default) or archived resources."""
     status = call.query.enum("status", ("active", "archived"), "active")
     params = page_params(call.query)
-    pages = call.runtime.services.get("resource_pages")
-    if pages is None:
-        pages = call.runtime.services["resource_pages"] = VersionedDocuments(PAGE_CACHE_BYTES)
+    pages = call.runtime.service("resource_pages", lambda: VersionedDocuments(PAGE_CACHE_BYTES))
     async with call.raw_read() as db:
         result = await service.list_page(
             db, pages, call.actor, call.path["zoneId"], status == "archived", params
@@ -61,9 +59,7 @@ async def create_resource(call: Call = Depends(get_call)) -> Response:
             await require_zone(db, zone_id)
         raise
     quota = call.runtime.settings.api_max_resources_per_zone
-    gate = call.runtime.services.get("resource_quota")
-    if gate is None:
-        gate = call.runtime.services["resource_quota"] = QuotaGate()
+    gate = call.runtime.service("resource_quota", QuotaGate)
     row = await call.run(
         service.create_resource, zone_id, payload, quota, gate, status_code=201, on_driver=True
     )

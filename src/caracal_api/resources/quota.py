@@ -7,7 +7,7 @@ recent and far below the quota. Near the quota every create counts, so the limit
 exact there as the transaction's snapshot allows (concurrent creates could always both
 pass one below it).
 
-The bound, written down in docs/api.md: a zone's count is at most `REFRESH_S` old when it
+The bound, written down in docs/objects.md: a zone's count is at most `REFRESH_S` old when it
 is trusted, and it is trusted only while it is at least `MARGIN` below the quota, so
 replicas together would have to create more than `MARGIN` resources in one zone within
 `REFRESH_S` to overshoot.

@@ -28,10 +28,9 @@ COLUMNS = (
 IDENTIFIER_INDEX = "resources_zone_id_identifier_key"
 
 # The wire form of a resource (service.resource_out), rendered by PostgreSQL; selected with
-# the rendered created_at and the id for the page cursor, the identifier, and the row
-# version (xmin, updated_at) that keys kit.wirejson.VersionedDocuments.
+# the rendered created_at and the id for the page cursor, and the identifier.
 _DOCUMENT = (
-    "SELECT row_to_json(d)::text, d.created_at, d.id, d.identifier, t.xmin, t.updated_at"
+    "SELECT row_to_json(d)::text, d.created_at, d.id, d.identifier"
     " FROM resources t CROSS JOIN LATERAL"
     " (SELECT t.id, t.zone_id, t.name, t.identifier, t.upstream_url,"
     " coalesce(t.scopes, '{}') AS scopes, t.credential_provider_id,"

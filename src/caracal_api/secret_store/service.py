@@ -77,8 +77,4 @@ class SecretStore:
 
 def secret_store_of(runtime: Any) -> SecretStore:
     """The process's store, built once from settings (`Runtime.services`)."""
-    store = runtime.services.get("secret_store")
-    if store is None:
-        store = SecretStore(load_keyring(runtime.settings))
-        runtime.services["secret_store"] = store
-    return store
+    return runtime.service("secret_store", lambda: SecretStore(load_keyring(runtime.settings)))
